@@ -56,9 +56,30 @@ def merge_settings(common: list[str], own: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def run_one(label: str, model: str, dataset: str, protocol: str, seed: int, extra: list[str], workdir: Path) -> dict:
+def absolute_paths(args: list[str], base: Path) -> list[str]:
+    """``--key=value`` with every value that names an existing file or folder under ``base`` made absolute.
+
+    Runs execute inside the work folder (RecBole writes ``log/`` and ``saved/`` into the current
+    folder), so a relative ``--feature_dir=dataset_atomic/ml-100k`` typed by the user would
+    otherwise point into the work folder instead of where the user stands.
+    """
+    resolved = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and value and not Path(value).is_absolute() and (base / value).exists():
+            arg = f"{key}={(base / value).resolve()}"
+        resolved.append(arg)
+    return resolved
+
+
+def run_one(
+    label: str, model: str, dataset: str, protocol: str, seed: int, extra: list[str], workdir: Path, resume: bool = False
+) -> dict:
     # Named after the label, not the model: two variants of one model must not share a file.
     result_file = workdir / f"{re.sub(r'[^A-Za-z0-9]+', '_', label)}-{protocol}-{seed}.json"
+    if resume and result_file.is_file():
+        return json.loads(result_file.read_text())
+    result_file.unlink(missing_ok=True)  # a failed run must not leave an older result behind
     command = [
         sys.executable, str(REPO_ROOT / "run_recbole_dis.py"), f"--model={model}", f"--dataset={dataset}",
         f"--eval_protocol={protocol}", f"--seed={seed}", "--show_progress=false", "--state=WARNING",
@@ -162,11 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "results.md"))
     parser.add_argument("--name", default=None, help="section name in --out (default: the data set)")
     parser.add_argument("--workdir", default=None, help="where runs write logs and checkpoints (default: a temp dir)")
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="reuse the result files of runs already finished in --workdir (same command; after an interruption)",
+    )
     args = parser.parse_args(own)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="benchmark-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/benchmark.py " + shlex.join(own) + (" -- " + shlex.join(extra) if extra else "")
+    shown = [arg for arg in own if arg != "--resume"]
+    command = "python benchmarks/benchmark.py " + shlex.join(shown) + (" -- " + shlex.join(extra) if extra else "")
     body = [
         f"## {args.name or args.dataset}",
         "",
@@ -181,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             label, model, model_args = parse_model(spec)
             runs[label] = []
             for seed in args.seeds:
-                result = run_one(label, model, args.dataset, protocol, seed, merge_settings(extra, model_args), workdir)
+                settings = absolute_paths(merge_settings(extra, model_args), Path.cwd())
+                result = run_one(label, model, args.dataset, protocol, seed, settings, workdir, args.resume)
                 runs[label].append(result)
                 status = result.get("error") or json.dumps({k: result["test_result"][k] for k in PROTOCOL_METRICS[protocol]})
                 print(f"[{protocol}] {label} seed {seed}: {status}", flush=True)

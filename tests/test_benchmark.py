@@ -27,3 +27,27 @@ def test_benchmark_writes_the_table_and_keeps_the_rest_of_the_file(tmp_path):
     assert all(row.split(" | ")[-4] == ("2" if row.startswith("| MacridVAE") else "1") for row in rows)
     assert benchmark.main(args) == 0  # a second run replaces its section instead of appending
     assert out.read_text().count("<!-- benchmark:tiny -->") == 1
+
+
+def test_relative_paths_given_to_runs_are_resolved_where_the_user_stands(tmp_path):
+    (tmp_path / "features").mkdir()
+    args = ["--feature_dir=features", "--epochs=5", "--data_path=/abs/elsewhere", "--name=not_a_path", "--flag"]
+    resolved = benchmark.absolute_paths(args, tmp_path)
+    assert resolved[0] == f"--feature_dir={(tmp_path / 'features').resolve()}"
+    assert resolved[1:] == args[1:]  # numbers, absolute paths, names and bare flags stay as typed
+
+
+def test_resume_reuses_finished_runs_and_never_a_stale_file_of_a_failed_one(tmp_path, monkeypatch):
+    finished = tmp_path / "MacridVAE_kfac_2-paper-1.json"
+    finished.write_text('{"test_result": {"ndcg@100": 0.5}}')
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        return type("Done", (), {"returncode": 1, "stderr": "boom", "stdout": ""})()
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
+    kept = benchmark.run_one("MacridVAE:kfac=2", "MacridVAE", "ml-100k", "paper", 1, [], tmp_path, resume=True)
+    assert kept == {"test_result": {"ndcg@100": 0.5}} and not calls
+    rerun = benchmark.run_one("MacridVAE:kfac=2", "MacridVAE", "ml-100k", "paper", 1, [], tmp_path, resume=False)
+    assert len(calls) == 1 and rerun["error"].startswith("exit 1") and not finished.exists()

@@ -11,8 +11,12 @@ data set byte for byte):
 3. The user adopts n_u ~ Poisson(``interactions_per_user``) (at least ``min_interactions``)
    distinct items, drawn without replacement from
        P_u(i) = (1 - noise) * w_{u,k_i} * kern(f_i, p_{u,k_i}) / sum_{j: k_j = k_i} kern(f_j, p_{u,k_i}) + noise / M,
-   kern(f, p) = exp(-||f - p||^2 / (2 ``factor_width``^2)): within a concept, items near the
-   user's preferred position are likelier. So items co-occur because they share a concept (macro
+   kern(f, p) = exp(-sum_f (f_f - p_f)^2 / (2 w_f^2)) with w = ``factor_width`` (one width, or one
+   per factor): within a concept, items near the user's preferred position are likelier. With one
+   width for all factors the kernel is isotropic, so any rotation of the factor axes explains the
+   interactions equally well and no model can tell factor 0 from a mix of factors 0 and 1 (the
+   default, 0.15 for every factor, is such a case); distinct widths (``--factor_width 0.1 0.3``:
+   users picky about factor 0, lenient about factor 1) make each factor an identifiable direction. So items co-occur because they share a concept (macro
    structure) and, inside a concept, because their factors are close (micro structure).
 
 Written as RecBole atomic files ``<out>/<name>/<name>.inter`` (user_id, item_id, rating = 1,
@@ -46,7 +50,7 @@ DEFAULTS = {
     "max_concepts": 3,
     "interactions_per_user": 30.0,
     "min_interactions": 8,
-    "factor_width": 0.15,
+    "factor_width": (0.15,),
     "noise": 0.02,
     "seed": 0,
 }
@@ -75,7 +79,7 @@ def generate(
     max_concepts: int = DEFAULTS["max_concepts"],
     interactions_per_user: float = DEFAULTS["interactions_per_user"],
     min_interactions: int = DEFAULTS["min_interactions"],
-    factor_width: float = DEFAULTS["factor_width"],
+    factor_width: float | tuple[float, ...] = DEFAULTS["factor_width"],
     noise: float = DEFAULTS["noise"],
     seed: int = DEFAULTS["seed"],
 ) -> PlantedData:
@@ -86,8 +90,13 @@ def generate(
         )
     if not 0 <= noise < 1:
         raise ValueError(f"noise = {noise} must lie in [0, 1).")
-    if factor_width <= 0 or n_factors < 1 or items_per_concept < 1 or n_users < 1:
-        raise ValueError("factor_width must be > 0 and n_factors, items_per_concept, n_users >= 1.")
+    if n_factors < 1 or items_per_concept < 1 or n_users < 1:
+        raise ValueError("n_factors, items_per_concept and n_users must be >= 1.")
+    widths = np.atleast_1d(np.asarray(factor_width, dtype=np.float64))
+    if widths.size == 1:
+        widths = np.full(n_factors, widths[0])
+    if widths.shape != (n_factors,) or (widths <= 0).any():
+        raise ValueError(f"factor_width = {factor_width}: need one width > 0, or one per factor ({n_factors}).")
     n_items = n_concepts * items_per_concept
     max_n = min(n_items, int(interactions_per_user * 3) + min_interactions)
     if min_interactions > n_items:
@@ -109,7 +118,7 @@ def generate(
 
     # P_u(i) for every user and item at once: (N, M).
     offsets = item_factors[None, :, :] - preferred[:, item_concept, :]
-    kernel = np.exp(-(offsets**2).sum(-1) / (2 * factor_width**2))
+    kernel = np.exp(-(offsets**2 / (2 * widths**2)).sum(-1))
     per_concept = np.zeros((n_users, n_concepts))
     np.add.at(per_concept.T, item_concept, kernel.T)  # sum_j in concept k of kern, per user
     probs = (1 - noise) * weights[:, item_concept] * kernel / per_concept[:, item_concept] + noise / n_items
@@ -183,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="planted", help="data set name = folder and file stem (default: planted)")
     parser.add_argument("--force", action="store_true", help="replace existing files")
     for key, value in DEFAULTS.items():
+        if key == "factor_width":
+            parser.add_argument(
+                "--factor_width", type=float, nargs="+", default=list(value),
+                help=f"kernel width, one for all factors or one per factor (default: {' '.join(map(str, value))})",
+            )
+            continue
         parser.add_argument(f"--{key}", type=type(value), default=value, help=f"(default: {value})")
     return parser
 

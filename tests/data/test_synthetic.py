@@ -64,3 +64,15 @@ def test_cli_writes_and_refuses_to_overwrite(tmp_path, capsys):
 def test_impossible_settings_are_refused():
     with pytest.raises(ValueError, match="max_concepts"):
         generate(n_concepts=2, max_concepts=3)
+
+
+def test_each_factor_can_have_its_own_kernel_width_and_a_wrong_count_is_refused():
+    # Factor 0 narrow, factor 1 wide: a user's adoptions in one concept spread less along factor 0.
+    data = generate(**{**SMALL, "noise": 0.0, "factor_width": (0.05, 0.5)})
+    frame = pd.DataFrame({"u": data.users, "k": data.item_concept[data.items], "i": data.items})
+    spreads = np.array([data.item_factors[g.i].std(axis=0) for _, g in frame.groupby(["u", "k"]) if len(g) >= 3])
+    assert spreads[:, 0].mean() < 0.6 * spreads[:, 1].mean()
+    with pytest.raises(ValueError, match="one per factor"):
+        generate(**{**SMALL, "factor_width": (0.1, 0.2, 0.3)})
+    with pytest.raises(ValueError, match="one per factor"):
+        generate(**{**SMALL, "factor_width": 0.0})
