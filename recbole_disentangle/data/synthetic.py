@@ -16,8 +16,9 @@ data set byte for byte):
    width for all factors the kernel is isotropic, so any rotation of the factor axes explains the
    interactions equally well and no model can tell factor 0 from a mix of factors 0 and 1 (the
    default, 0.15 for every factor, is such a case); distinct widths (``--factor_width 0.1 0.3``:
-   users picky about factor 0, lenient about factor 1) make each factor an identifiable direction. So items co-occur because they share a concept (macro
-   structure) and, inside a concept, because their factors are close (micro structure).
+   users picky about factor 0, lenient about factor 1) make each factor an identifiable direction.
+   So items co-occur because they share a concept (macro structure) and, inside a concept,
+   because their factors are close (micro structure).
 
 Written as RecBole atomic files ``<out>/<name>/<name>.inter`` (user_id, item_id, rating = 1,
 timestamp = order of adoption) and ``<name>.item`` (item_id, ``concept:token`` = the true concept,
