@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from recbole.utils import FeatureType
 
+from recbole_disentangle.data.dataset import loaded_item_fields
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.layers import similarity_matrix
 
@@ -129,9 +130,8 @@ def item_categories(dataset, field: str, rule: str = "most_frequent") -> np.ndar
     is reduced to one label by ``rule``: ``most_frequent`` = the item's genre that is most frequent
     in the whole catalog (ties: the one listed first), ``first`` = the genre listed first.
     """
-    feat = dataset.item_feat
-    if feat is None or field not in feat.columns:
-        available = [] if feat is None else [c for c in feat.columns if c != dataset.iid_field]
+    if dataset.item_feat is None or field not in dataset.item_feat.columns:
+        available = loaded_item_fields(dataset)
         raise DatasetError(
             f"The item file of '{dataset.dataset_name}' has no field '{field}' to take categories from "
             f"(its fields: {', '.join(available) or 'none'}). Pass --category_field with one of them, "

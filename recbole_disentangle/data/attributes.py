@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recbole_disentangle.data.dataset import loaded_item_fields
 from recbole_disentangle.errors import ConfigError, DatasetError
 
 UNKNOWN = "unknown"
@@ -124,16 +125,21 @@ class ItemAttributes:
         return [len(c) for c in self.classes]
 
 
-def _field_values(dataset, field: str) -> list[str]:
-    """The item field as text per internal item id (token_seq joined by spaces)."""
-    feat = dataset.item_feat
-    if feat is None or field not in feat.columns:
-        have = [] if feat is None else [c for c in feat.columns if c != dataset.iid_field]
+def _require_field(dataset, field: str) -> None:
+    """Raise the clear error when the attribute's item field was not loaded."""
+    if dataset.item_feat is None or field not in dataset.item_feat.columns:
+        have = loaded_item_fields(dataset)
         raise DatasetError(
             f"Data set {dataset.dataset_name}: the attribute field '{field}' is not loaded from "
             f"{dataset.dataset_name}.item (loaded item fields: {', '.join(have) or 'none'}). Add it to "
             f"load_col: {{item: [...]}}, or drop the attribute (missing_attribute: skip runs without it)."
         )
+
+
+def _field_values(dataset, field: str) -> list[str]:
+    """The item field as text per internal item id (token_seq joined by spaces)."""
+    _require_field(dataset, field)
+    feat = dataset.item_feat
     column = _column(feat, field)
     ftype = dataset.field2type[field].value
     if ftype in ("token", "token_seq"):
@@ -165,10 +171,8 @@ def derive_attribute(dataset, spec: AttributeSpec) -> tuple[np.ndarray, list[str
         labels = quantile_levels(counts, spec.levels)
         return labels, [f"level{i}" for i in range(spec.levels)]
     if spec.rule == "quantile":
-        feat = dataset.item_feat
-        if feat is None or spec.field not in feat.columns:
-            _field_values(dataset, spec.field)  # raises the clear error
-        raw = np.asarray(_column(feat, spec.field), dtype=np.float64)
+        _require_field(dataset, spec.field)
+        raw = np.asarray(_column(dataset.item_feat, spec.field), dtype=np.float64)
         # RecBole fills an *empty* float with the field's mean, so missing prices must be written
         # non-positive (the Amazon converter writes -1); those are unknown here.
         raw = np.where(raw > 0, raw, np.nan)

@@ -166,6 +166,15 @@ def trains_on_user_batches(config) -> bool:
         return get_dataloader(config, "train") is UserDataLoader
 
 
+def loaded_item_fields(dataset) -> list[str]:
+    """The .item fields this data set loaded, besides the item id ([] without an .item file).
+
+    For the "field not loaded" errors, which list what the user could name instead.
+    """
+    feat = dataset.item_feat
+    return [] if feat is None else [c for c in feat.columns if c != dataset.iid_field]
+
+
 def data_preparation(config, dataset):
     """Dataloaders for training, validation and test, and the data set the model is built on.
 
