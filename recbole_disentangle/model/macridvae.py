@@ -11,9 +11,9 @@ Differences from RecBole's own MacridVAE (reachable as ``RecBoleMacridVAE``):
   over 200000 steps;
 * one training step is a batch of distinct users, each seen once per epoch, where RecBole's
   auto-encoders iterate interaction rows (weighting users by their activity);
-* concept assignment at test time is the one-hot mode of p(c_i) (the paper; RecBole and the
-  authors' code use softmax(s_i), available as ``test_assignment: softmax``), and the decoder
-  mixture is computed in log space, so it never overflows.
+* the decoder mixture is computed in log space, so it never overflows. At test time c_i is
+  softmax(s_i) as in the authors' code and RecBole (``test_assignment: softmax``, the default);
+  ``test_assignment: mode`` gives the one-hot mode the paper's text describes.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class MacridVAE(GeneralRecommender):
 
     Hyper-parameters (``properties/model/MacridVAE.yaml`` documents each with its default):
 
-    ``embedding_size`` (d), ``kfac`` (K concepts), ``test_assignment`` (``mode``: one-hot c_i at
-    test time as the paper says, or ``softmax`` as the authors' code does), ``tau`` (temperature of the cosine
+    ``embedding_size`` (d), ``kfac`` (K concepts), ``test_assignment`` (``softmax``: c_i =
+    softmax(s_i) at test time as the authors' code does, or ``mode``: one-hot as the paper's text says), ``tau`` (temperature of the cosine
     similarities), ``std`` (sigma0, the prior's standard deviation), ``beta`` (weight of the KL
     term, reached by annealing over ``anneal_epochs``), ``dropout_prob``, ``encoder_hidden_size``
     (hidden layers of f_nn), ``reg_weight`` (L2 on the weights), ``similarity`` (``cosine`` or

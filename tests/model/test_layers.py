@@ -39,7 +39,7 @@ def test_kl_without_mean_term_differs_by_a_constant_for_unit_norm_mu():
 
 def test_concept_assignment_is_one_hot_at_test_time_and_a_distribution_in_training():
     logits = torch.randn(50, 7) / 0.1
-    test_c = log_concept_assignment(logits, training=False).exp()
+    test_c = log_concept_assignment(logits, training=False, test_assignment="mode").exp()
     assert torch.equal(test_c.sum(-1), torch.ones(50))
     assert torch.equal(test_c.argmax(-1), logits.argmax(-1))
     assert set(test_c.unique().tolist()) == {0.0, 1.0}
