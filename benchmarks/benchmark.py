@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+PAPER_VALUES = Path(__file__).resolve().parent / "paper_values.yaml"
 PROTOCOL_METRICS = {
     "paper": ["ndcg@100", "recall@20", "recall@50"],
     "recbole": ["recall@10", "ndcg@10", "recall@20", "ndcg@20"],
@@ -78,7 +79,7 @@ def run_one(
     # Named after the label, not the model: two variants of one model must not share a file.
     result_file = workdir / f"{re.sub(r'[^A-Za-z0-9]+', '_', label)}-{protocol}-{seed}.json"
     if resume and result_file.is_file():
-        return json.loads(result_file.read_text())
+        return {**json.loads(result_file.read_text()), "seed": seed}
     result_file.unlink(missing_ok=True)  # a failed run must not leave an older result behind
     command = [
         sys.executable, str(REPO_ROOT / "run_recbole_dis.py"), f"--model={model}", f"--dataset={dataset}",
@@ -90,7 +91,7 @@ def run_one(
     if done.returncode != 0:
         tail = (done.stderr or done.stdout)[-3000:]
         return {"error": f"exit {done.returncode}: {tail.strip().splitlines()[-1] if tail.strip() else ''}", "log": tail}
-    return json.loads(result_file.read_text())
+    return {**json.loads(result_file.read_text()), "seed": seed}
 
 
 def spread(values: list[float]) -> str:
@@ -115,8 +116,21 @@ def git_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int]) -> list[str]:
+def paper_values(name: str | None) -> dict[str, dict[str, float]]:
+    """The published figures of ``name`` in benchmarks/paper_values.yaml (model -> metric -> value)."""
+    if not name:
+        return {}
+    import yaml
+
+    tables = yaml.safe_load(PAPER_VALUES.read_text(encoding="utf-8"))
+    if name not in tables:
+        raise SystemExit(f"--paper_table {name!r}: {PAPER_VALUES} has {', '.join(tables)}")
+    return tables[name]
+
+
+def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], published: dict | None = None) -> list[str]:
     metrics = PROTOCOL_METRICS[protocol]
+    published = published or {}
     lines = [
         f"### {PROTOCOL_TITLES[protocol]}",
         "",
@@ -135,6 +149,9 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int]) -> list[
             notes.append("trained with held-out users' fold-in interactions")
         if protocol == "paper":
             notes.append(f"SE over {ok[0]['test_result']['users']} test users: ndcg@100 ± {statistics.fmean(r['test_result']['ndcg@100_se'] for r in ok):.4f}")
+            paper = published.get(label.partition(":")[0])
+            if paper:
+                notes.append("paper: " + " / ".join(f"{paper[m]:.4f}" for m in metrics if m in paper))
         if errors:
             notes.append(f"{len(errors)} of {len(results)} seeds failed")
         lines.append(
@@ -147,6 +164,58 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int]) -> list[
     lines.append("")
     lines.append(f"Mean ± standard deviation over seeds {', '.join(map(str, seeds))}; test split; "
                  "'epochs' counts training epochs run (early stopping on the validation metric).")
+    return lines
+
+
+def paired_differences(runs: dict[str, list[dict]], reference: str, metrics: list[str]) -> list[str]:
+    """Reference model minus each other model, paired on the same test users of the same seed.
+
+    Every seed holds out its own users, and every model of a seed is tested on the same ones, so
+    a (seed, user) pair gives one difference per metric. Reported: the mean difference, its
+    standard error over those pairs (the paired SE; the verdict uses it: a margin under two
+    paired SEs is a tie), and the standard error of the per-seed mean differences, which also
+    carries training noise.
+    """
+    if reference not in runs:
+        return []
+
+    def by_pair(results, metric):
+        values = {}
+        for result in results:
+            per_user = result.get("test_per_user") or {}
+            for user, value in zip(per_user.get("user", []), per_user.get(metric, [])):
+                values[(result["seed"], user)] = value
+        return values
+
+    lines = [
+        f"Paired differences on the same test users, {reference} minus each model (mean over every "
+        "(seed, test user) pair; paired SE over those pairs; SE over the per-seed means; "
+        "'better'/'worse' when |difference| > 2 paired SE, else 'tie'):",
+        "",
+        "| model | " + " | ".join(f"{m} diff ± paired SE (± seed SE)" for m in metrics) + " | pairs | verdict |",
+        "|---|" + "---|" * (len(metrics) + 2),
+    ]
+    ours = [r for r in runs[reference] if "error" not in r]
+    for label, results in runs.items():
+        if label == reference:
+            continue
+        theirs = [r for r in results if "error" not in r]
+        cells, verdicts, n_pairs = [], [], 0
+        for metric in metrics:
+            a, b = by_pair(ours, metric), by_pair(theirs, metric)
+            shared = sorted(a.keys() & b.keys())
+            if len(shared) < 2:
+                cells.append("–")
+                continue
+            diffs = [a[k] - b[k] for k in shared]
+            mean, paired_se = statistics.fmean(diffs), statistics.stdev(diffs) / len(diffs) ** 0.5
+            seeds = sorted({seed for seed, _ in shared})
+            seed_means = [statistics.fmean(d for k, d in zip(shared, diffs) if k[0] == s) for s in seeds]
+            seed_se = statistics.stdev(seed_means) / len(seed_means) ** 0.5 if len(seed_means) > 1 else float("nan")
+            cells.append(f"{mean:+.4f} ± {paired_se:.4f} (± {seed_se:.4f})")
+            verdicts.append("better" if mean > 2 * paired_se else "worse" if mean < -2 * paired_se else "tie")
+            n_pairs = len(shared)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n_pairs} | {', '.join(verdicts) or '–'} |")
     return lines
 
 
@@ -184,11 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="section name in --out (default: the data set)")
     parser.add_argument("--workdir", default=None, help="where runs write logs and checkpoints (default: a temp dir)")
     parser.add_argument(
+        "--reference", default=None,
+        help="model label the others are compared with, user by user (paper protocol; default: the first of --models)",
+    )
+    parser.add_argument(
+        "--paper_table", default=None,
+        help="published figures to show beside the paper protocol's rows (a name in benchmarks/paper_values.yaml)",
+    )
+    parser.add_argument(
         "--resume", action="store_true",
         help="reuse the result files of runs already finished in --workdir (same command; after an interruption)",
     )
     args = parser.parse_args(own)
 
+    published = paper_values(args.paper_table)  # an unknown name fails now, not after the runs
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="benchmark-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shown = [arg for arg in own if arg != "--resume"]
@@ -212,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs[label].append(result)
                 status = result.get("error") or json.dumps({k: result["test_result"][k] for k in PROTOCOL_METRICS[protocol]})
                 print(f"[{protocol}] {label} seed {seed}: {status}", flush=True)
-        body += table(protocol, runs, args.seeds)
+        body += table(protocol, runs, args.seeds, published)
+        if protocol == "paper":
+            body += ["", *paired_differences(runs, args.reference or parse_model(args.models[0])[0], PROTOCOL_METRICS[protocol])]
         ratio = epoch_time_ratio(runs, "MacridVAE", "RecBoleMacridVAE")
         if ratio:
             body += ["", ratio]

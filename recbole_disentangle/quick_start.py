@@ -12,6 +12,7 @@ from logging import getLogger
 import torch
 from recbole.utils import init_logger, init_seed, set_color
 
+from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
 from recbole_disentangle.data.dataset import create_dataset, data_preparation, trains_on_user_batches
@@ -32,9 +33,30 @@ def build(config: Config, dataset=None):
         dataset = dataset.copy(dataset.inter_feat)  # build() splits in place; keep the caller's intact
         dataset.config = config
     train_data, valid_data, test_data, model_dataset = data_preparation(config, dataset)
+    resolve_anneal_steps(config, train_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, model_dataset).to(config["device"])
     return dataset, train_data, valid_data, test_data, model
+
+
+def resolve_anneal_steps(config, train_data) -> None:
+    """``anneal_epochs: T`` for RecBole's annealed VAEs (MultiVAE, RecBoleMacridVAE): the KL ramp spans T epochs.
+
+    RecBole's MultiVAE raises its KL weight as min(anneal_cap, step / total_anneal_steps) with
+    total_anneal_steps = 200000 by default; with a few steps per epoch (503 training users of
+    ml-latest-small in batches of 100 make 6) the weight stays near 0 for the whole run, so the
+    model trained is neither MultVAE's beta-VAE nor its cap's. MultVAE's paper anneals to the cap
+    within the run: ``anneal_epochs`` is the length of the ramp step / total_anneal_steps from 0
+    to 1 in epochs (the weight, capped at anneal_cap, gets there after anneal_cap * T epochs),
+    converted here into RecBole's steps once the number of batches per epoch is known. Our own models read ``anneal_epochs``
+    themselves; unset (the default) leaves RecBole's ``total_anneal_steps`` as it is.
+    """
+    if registry.is_plugin_model(config["model"]) or config["anneal_epochs"] is None:
+        return
+    if config["total_anneal_steps"] is None:
+        return  # the model has no annealed KL term
+    config["total_anneal_steps"] = int(config["anneal_epochs"]) * len(train_data)
+    getLogger().info(f"anneal_epochs = {config['anneal_epochs']}: total_anneal_steps = {config['total_anneal_steps']}")
 
 
 def run(
@@ -73,7 +95,11 @@ def run(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
     )
     fit_seconds = time.perf_counter() - started
+    trainer.last_per_user = None
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    # Paper protocol: every test user's metrics (internal user ids, the same for every model on
+    # the same data set and seed), so that runs can be compared user by user.
+    test_per_user = trainer.last_per_user if config["eval_protocol"] == "paper" else None
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -100,6 +126,7 @@ def run(
         "seconds_per_epoch": trainer.train_seconds / epochs_run,
         "fit_seconds": fit_seconds,
         "model_report": model_report,
+        "test_per_user": test_per_user,
     }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
 from recbole_disentangle.config import plain_config, to_plain
-from recbole_disentangle.data.protocol import HeldOutUsers, evaluate_held_out
+from recbole_disentangle.data.protocol import HeldOutUsers, per_user_metrics, summarise
 
 
 def _plain_number(value):
@@ -31,6 +31,7 @@ class SafeCheckpointMixin:
     """
 
     train_seconds = 0.0
+    last_per_user: dict | None = None  # per-user paper metrics of the last held-out evaluation
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -94,7 +95,10 @@ class SafeCheckpointMixin:
         if load_best_model:
             self.load_best_model(model_file)
         if isinstance(eval_data, HeldOutUsers):  # the paper protocol: its own metrics
-            return evaluate_held_out(self.model, eval_data, self.device)
+            per_user = per_user_metrics(self.model, eval_data, self.device)
+            # Kept for the result file: benchmarks pair two models' scores user by user.
+            self.last_per_user = {"user": eval_data.users.tolist(), **{k: v.tolist() for k, v in per_user.items()}}
+            return summarise(per_user)
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 

@@ -48,6 +48,23 @@ def test_resume_reuses_finished_runs_and_never_a_stale_file_of_a_failed_one(tmp_
 
     monkeypatch.setattr(benchmark.subprocess, "run", fake_run)
     kept = benchmark.run_one("MacridVAE:kfac=2", "MacridVAE", "ml-100k", "paper", 1, [], tmp_path, resume=True)
-    assert kept == {"test_result": {"ndcg@100": 0.5}} and not calls
+    assert kept == {"test_result": {"ndcg@100": 0.5}, "seed": 1} and not calls
     rerun = benchmark.run_one("MacridVAE:kfac=2", "MacridVAE", "ml-100k", "paper", 1, [], tmp_path, resume=False)
     assert len(calls) == 1 and rerun["error"].startswith("exit 1") and not finished.exists()
+
+
+def result(seed, users, ndcg):
+    return {"seed": seed, "test_per_user": {"user": users, "ndcg@100": ndcg}}
+
+
+def test_paired_differences_pair_the_same_users_of_the_same_seed():
+    # B is A minus 0.1 for every user: a certain win although the users' scores vary widely.
+    a = [result(1, [5, 6, 7], [0.9, 0.5, 0.1]), result(2, [5, 8, 9], [0.2, 0.6, 0.4])]
+    b = [result(1, [7, 6, 5], [0.0, 0.4, 0.8]), result(2, [9, 8, 5], [0.3, 0.5, 0.1])]
+    c = [result(1, [5, 6, 7], [0.9, 0.4, 0.2]), result(2, [5, 8, 9], [0.2, 0.7, 0.3])]  # +-0.1 noise: a tie
+    lines = benchmark.paired_differences({"A": a, "B": b, "C": c}, "A", ["ndcg@100"])
+    row_b = next(line for line in lines if line.startswith("| B |"))
+    row_c = next(line for line in lines if line.startswith("| C |"))
+    assert "+0.1000 ± 0.0000" in row_b and "| 6 | better |" in row_b
+    assert "+0.0000" in row_c and row_c.endswith("| 6 | tie |")
+    assert benchmark.paired_differences({"B": b}, "A", ["ndcg@100"]) == []
