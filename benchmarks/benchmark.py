@@ -116,6 +116,23 @@ def git_commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def still_improving(result: dict, window: int = 10) -> bool:
+    """Whether a run ended while its validation metric was still rising.
+
+    Validation on a few dozen users is noisy from one epoch to the next, so the curve is
+    smoothed by a moving average over ``window`` validations; the run was still improving when
+    that average peaks within the last ``window`` validations (early stopping fired on noise, or
+    the epoch budget ran out first).
+    """
+    scores = [score for _, score in result.get("valid_scores") or []]
+    if len(scores) < 2 * window:
+        return bool(scores)
+    smoothed = [statistics.fmean(scores[i - window : i]) for i in range(window, len(scores) + 1)]
+    if not result.get("valid_score_bigger", True):
+        smoothed = [-s for s in smoothed]
+    return smoothed.index(max(smoothed)) >= len(smoothed) - window
+
+
 def paper_values(name: str | None) -> dict[str, dict[str, float]]:
     """The published figures of ``name`` in benchmarks/paper_values.yaml (model -> metric -> value)."""
     if not name:
@@ -152,6 +169,9 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], publishe
             paper = published.get(label.partition(":")[0])
             if paper:
                 notes.append("paper: " + " / ".join(f"{paper[m]:.4f}" for m in metrics if m in paper))
+        improving = sum(still_improving(r) for r in ok if r.get("valid_scores"))
+        if improving:
+            notes.append(f"{improving} of {len(ok)} runs still improving at their end")
         if errors:
             notes.append(f"{len(errors)} of {len(results)} seeds failed")
         lines.append(

@@ -91,8 +91,15 @@ def run(
     if resume_file:
         trainer.resume_checkpoint(resume_file)
     started = time.perf_counter()
+    valid_scores: list[tuple[int, float]] = []  # (epoch, validation metric): the learning curve
+
+    def after_validation(epoch_idx, valid_score):
+        valid_scores.append((int(epoch_idx), float(valid_score)))
+        if callback_fn is not None:
+            callback_fn(epoch_idx, valid_score)
+
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=after_validation
     )
     fit_seconds = time.perf_counter() - started
     trainer.last_per_user = None
@@ -123,6 +130,8 @@ def run(
         "model_file": trainer.saved_model_file if saved else None,
         "epochs": len(trainer.train_loss_dict),
         "train_losses": [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)],
+        "valid_metric": config["valid_metric"],
+        "valid_scores": valid_scores,
         "seconds_per_epoch": trainer.train_seconds / epochs_run,
         "fit_seconds": fit_seconds,
         "model_report": model_report,

@@ -68,3 +68,11 @@ def test_paired_differences_pair_the_same_users_of_the_same_seed():
     assert "+0.1000 ± 0.0000" in row_b and "| 6 | better |" in row_b
     assert "+0.0000" in row_c and row_c.endswith("| 6 | tie |")
     assert benchmark.paired_differences({"B": b}, "A", ["ndcg@100"]) == []
+
+
+def test_a_run_still_rising_at_its_end_is_flagged_and_a_plateau_is_not():
+    rising = {"valid_scores": [(e, 0.1 + 0.01 * e) for e in range(40)]}
+    plateau = {"valid_scores": [(e, min(0.3, 0.01 * e) + 0.02 * (e % 2)) for e in range(80)]}
+    assert benchmark.still_improving(rising)
+    assert not benchmark.still_improving(plateau)
+    assert benchmark.still_improving({"valid_scores": [(e, 1 - 0.01 * e) for e in range(40)], "valid_score_bigger": False})
