@@ -201,7 +201,8 @@ def test_a_circular_factor_gets_circular_measures(tiny_model_file, tiny_model_wi
     report = analyse(tiny_model_file, tmp_path / "a", plots=False, circular_factors=["factor_1:1"])
     _check_circular(report, "factor_1", 1.0)
     # declared by the data set's configuration (circular_fields), no flag needed
-    report = analyse(tiny_model_without_categories, tmp_path / "b", plots=False)
+    with pytest.warns(AnalysisWarning):  # this data set loads no category field
+        report = analyse(tiny_model_without_categories, tmp_path / "b", plots=False)
     _check_circular(report, "factor_1", 1.0)
     # without either, every factor is linear
     plain = analyse(tiny_model_file, tmp_path / "c", plots=False)
