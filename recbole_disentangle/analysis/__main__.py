@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from recbole_disentangle.errors import RecBoleDisError
 
@@ -25,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "catalog (default) or the first listed")
     parser.add_argument("--factor_fields", nargs="*", default=None,
                         help="float item fields with planted factors to traverse (default: every factor_* field)")
+    parser.add_argument("--circular_factors", nargs="*", default=None, metavar="FIELD[:PERIOD]",
+                        help="factor fields that are angles, judged by circular measures: FIELD (radians) or "
+                             "FIELD:PERIOD (e.g. hue:360 for degrees); the data set's circular_fields are circular too")
     parser.add_argument("--max_users", type=int, default=300, help="users drawn on the maps (default 300)")
     parser.add_argument("--steps", type=int, default=5, help="B, items per traversal (default 5)")
     parser.add_argument("--gamma", type=float, default=1.0, help="gamma of the traversal objective (Eq. 12)")
@@ -40,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--control_user", default=None, help="user token for the re-ranking demo (default: the first)")
     parser.add_argument("--control_concept", type=int, default=None,
                         help="concept k to re-weight / whose dimension moves (default: the user's most confident)")
-    parser.add_argument("--control_weight", type=float, default=0.0, help="new weight w_k of that concept (default 0: mute it)")
-    parser.add_argument("--control_dim", type=int, default=None, help="dimension j of z_u^(k) to shift (with --control_delta)")
+    parser.add_argument("--control_weight", type=float, default=None,
+                        help="new weight w_k of that concept (default 0: mute it; 1, kept as trained, with --control_dim)")
+    parser.add_argument("--control_dim", type=int, default=None,
+                        help="dimension j of z_u^(k) to shift (with --control_delta); the concept is not muted")
     parser.add_argument("--control_delta", type=float, default=None, help="shift of z_u^(k)_j")
     parser.add_argument("--topk", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -53,27 +59,42 @@ def main(argv: list[str] | None = None) -> int:
     if (args.control_dim is None) != (args.control_delta is None):
         print("error: --control_dim and --control_delta go together.", file=sys.stderr)
         return 2
-    from recbole_disentangle.analysis import analyse
+    from recbole_disentangle.analysis import AnalysisWarning, analyse
 
     try:
-        result = analyse(
-            args.model_file, args.out, category_field=args.category_field, multi_label=args.multi_label,
-            factor_fields=args.factor_fields, max_users=args.max_users, steps=args.steps, gamma=args.gamma,
-            beam_size=args.beam_size, tsne_iter=args.tsne_iter, plots=not args.no_plots,
-            traverse_item=args.traverse_item, traverse_user=args.traverse_user,
-            traverse_concept=args.traverse_concept, traverse_dim=args.traverse_dim, control_user=args.control_user, control_concept=args.control_concept,
-            control_weight=args.control_weight, control_dim=args.control_dim, control_delta=args.control_delta,
-            topk=args.topk, seed=args.seed,
-        )
+        with warnings.catch_warnings():
+            # the summary below says it louder, once, where the user looks
+            warnings.simplefilter("ignore", AnalysisWarning)
+            result = analyse(
+                args.model_file, args.out, category_field=args.category_field, multi_label=args.multi_label,
+                factor_fields=args.factor_fields, max_users=args.max_users, steps=args.steps, gamma=args.gamma,
+                beam_size=args.beam_size, tsne_iter=args.tsne_iter, plots=not args.no_plots,
+                traverse_item=args.traverse_item, traverse_user=args.traverse_user,
+                traverse_concept=args.traverse_concept, traverse_dim=args.traverse_dim, control_user=args.control_user, control_concept=args.control_concept,
+                control_weight=args.control_weight, control_dim=args.control_dim, control_delta=args.control_delta,
+                circular_factors=args.circular_factors, topk=args.topk, seed=args.seed,
+            )
     except (RecBoleDisError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    align = result["alignment"]
-    summary = {key: round(align[key], 4) for key in ("nmi", "ari", "hungarian_accuracy") if key in align}
     print(f"wrote {args.out}/analysis.json ({len(result.get('plots', []))} concept maps, "
-          f"{len(result['traversals'])} traversals); alignment {summary}; "
+          f"{len(result['traversals'])} traversals); {alignment_summary(result['alignment'])}; "
           f"independence {{items: {result['independence']['items']:.4f}, users: {result['independence']['users']:.4f}}}")
+    if "not_computed" in result["alignment"]:
+        print(f"WARNING: concept-category alignment is not computed: {result['alignment']['not_computed']}", file=sys.stderr)
     return 0
+
+
+def alignment_summary(align: dict) -> str:
+    """The alignment of the prototype concepts and of K-means on h, side by side (or why there is none)."""
+    if "not_computed" in align:
+        return "alignment NOT COMPUTED (see the warning)"
+
+    def numbers(source):
+        return "{" + ", ".join(f"{key}: {source[key]:.4f}" for key in ("nmi", "ari", "hungarian_accuracy")) + "}"
+
+    return (f"alignment with '{align['category_field']}': prototypes {numbers(align)}, "
+            f"k-means on {align['kmeans']['space']} {numbers(align['kmeans'])}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ One t-SNE embeds the items and, for a sample of users, the two components z_u^(k
 confidence sum_{i: x_ui > 0} c_ik, together (as Figure 2a does), so the three pictures share
 coordinates:
 
-* ``items_by_concept.png``: items coloured by the inferred concept arg max_k c_ik (Figure 2c);
+* ``items_by_concept.png``: items coloured by the inferred concept arg max_k c_ik (Figure 2c), each
+  concept named in the legend by its commonest categories and top items (:mod:`.concepts`);
 * ``items_by_category.png``: the same items coloured by ground-truth category (Figure 2d), each
   category drawn in the colour of the concept the Hungarian matching pairs it with, so the two
   pictures can be compared by eye;
@@ -26,6 +27,8 @@ import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
+from recbole_disentangle.evaluation.disentanglement import comparable_space  # noqa: E402
+
 FIGSIZE = (9.5, 7.5)
 DPI = 110
 MAX_LEGEND = 20
@@ -40,9 +43,7 @@ def palette(n: int) -> list:
 
 
 def tsne(points: np.ndarray, similarity: str, seed: int = 0, max_iter: int = 1000) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
-    if similarity == "cosine":
-        points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    points = comparable_space(points, similarity)
     perplexity = float(min(30.0, max(5.0, (len(points) - 1) / 3)))
     return TSNE(
         n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=max_iter
@@ -76,9 +77,9 @@ def _finish(ax, title: str, path: Path, legend_title: str) -> None:
     ax.set_title(title, fontsize=13)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(title=legend_title, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, markerscale=2.0, frameon=False)
+    ax.legend(title=legend_title, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, markerscale=2.0, frameon=False)
     ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=DPI)
+    ax.figure.savefig(path, dpi=DPI, bbox_inches="tight")  # "tight": a legend of named concepts is wide
     plt.close(ax.figure)
 
 
@@ -93,18 +94,27 @@ def draw(
     user_xy: np.ndarray | None = None,
     user_concepts: np.ndarray | None = None,
     label: str = "",
+    concept_labels: list[str] | None = None,
 ) -> list[str]:
-    """Write the concept-map PNGs; returns their paths."""
+    """Write the concept-map PNGs; returns their paths.
+
+    ``concept_labels``: one legend entry per concept (:func:`.concepts.legend_label`); default
+    "concept k (size)".
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colours = palette(n_concepts)
     sizes = np.bincount(item_concepts, minlength=n_concepts)
+    if concept_labels is None:
+        concept_labels = [f"concept {k} ({sizes[k]})" for k in range(n_concepts)]
+    elif len(concept_labels) != n_concepts:
+        raise ValueError(f"{len(concept_labels)} concept labels for {n_concepts} concepts: give one per concept.")
     written = []
 
     fig, ax = plt.subplots(figsize=FIGSIZE)
     for k in range(n_concepts):
         mask = item_concepts == k
-        ax.scatter(*item_xy[mask].T, s=9, color=colours[k], alpha=0.8, label=f"concept {k} ({sizes[k]})")
+        ax.scatter(*item_xy[mask].T, s=9, color=colours[k], alpha=0.8, label=concept_labels[k])
     path = out_dir / "items_by_concept.png"
     _finish(ax, f"{label}\nt-SNE of the items, coloured by inferred concept argmax_k c_ik", path, "concept (items)")
     written.append(str(path))

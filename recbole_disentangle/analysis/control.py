@@ -7,10 +7,18 @@ Two knobs act on it without retraining:
   mutes concept k, w_k > 1 favours it. It is applied by adding ln w_k to ln c_ik and handing that
   to the model's own ``scores``, so every model with MacridVAE's decoder is served by one code path;
 * one dimension j of one component z_u^(k) set to a value (or shifted by a delta): the micro
-  factor that dimension captures moves, the other dimensions stay.
+  factor that dimension captures moves, the other dimensions stay. The concept's weight is left
+  as it is (1): muting concept k as well would take z_u^(k) out of every score and the shift
+  would change nothing.
 
-Every recommended item is reported with the concept that produced it: arg max_k of the summands,
-which with the test-time one-hot c_i is the item's own concept.
+Every recommended item is reported with the concept that produced it (``concept``: arg max_k of
+the summands ln c_ik + sim(z_u^(k), h_i)/tau, with the model's own test-time c_i) and with its own
+concept (``item_concept``: the mode of p(c_i)). The two agree with a one-hot test-time c_i; with
+``test_assignment: softmax`` (the default) an item may be pulled in by another concept's component.
+
+Concept and dimension numbers are checked (:func:`check_concept`, :func:`check_dimension`): a
+negative or too large one is a ConfigError naming the valid range, never a silent wrap-around
+of numpy's negative indexing.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from recbole_disentangle.analysis.representations import check_model
+from recbole_disentangle.analysis.representations import check_model, item_concepts
+from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.model.layers import similarity_matrix
 
 
@@ -29,9 +38,26 @@ class Recommendation:
     item: int  # internal id
     score: float
     concept: int  # the concept whose mixture term produced the score
+    item_concept: int = -1  # the item's own concept, the mode of p(c_i)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_index(value, size: int, what: str, has: str) -> int:
+    if isinstance(value, bool) or int(value) != value or not 0 <= int(value) < size:
+        raise ConfigError(f"{what} {value} is out of range: the model has {has}, numbered 0..{size - 1}.")
+    return int(value)
+
+
+def check_concept(concept, n_concepts: int, what: str = "concept") -> int:
+    """``concept`` as an int in 0..K-1, or a ConfigError naming the range (``what``: the option's name)."""
+    return _check_index(concept, n_concepts, what, f"K = {n_concepts} concepts")
+
+
+def check_dimension(dimension, size: int, what: str = "dimension") -> int:
+    """``dimension`` as an int in 0..d-1, or a ConfigError naming the range."""
+    return _check_index(dimension, size, what, f"d = {size} dimensions per concept")
 
 
 @torch.no_grad()
@@ -73,8 +99,9 @@ def recommend(
     tau = float(getattr(model, "tau", 1.0))
     terms = similarity_matrix(z, model.item_embedding, similarity) / tau + log_c.t()  # (K, items)
     producer = terms.argmax(dim=0)
+    own = item_concepts(model)
     top = torch.topk(scores, min(topk, int(torch.isfinite(scores).sum())))
-    return [Recommendation(int(i), float(s), int(producer[i])) for s, i in zip(top.values, top.indices)]
+    return [Recommendation(int(i), float(s), int(producer[i]), int(own[i])) for s, i in zip(top.values, top.indices)]
 
 
 @torch.no_grad()
@@ -82,8 +109,8 @@ def adjust_dimension(z: torch.Tensor, concept: int, dimension: int, value: float
     """A copy of z_u with z_u^(concept)_dimension set to ``value`` or shifted by ``delta``."""
     if (value is None) == (delta is None):
         raise ValueError("give exactly one of value (set the dimension) or delta (shift it).")
-    if not 0 <= concept < z.shape[0] or not 0 <= dimension < z.shape[1]:
-        raise ValueError(f"concept {concept} / dimension {dimension} outside z_u's shape {tuple(z.shape)}.")
+    concept = check_concept(concept, z.shape[0])
+    dimension = check_dimension(dimension, z.shape[1])
     adjusted = z.clone()
     adjusted[concept, dimension] = value if value is not None else adjusted[concept, dimension] + delta
     return adjusted
@@ -103,12 +130,21 @@ def controlled(
     """Before/after top-k for one adjustment: {'before': [...], 'after': [...], 'changed': n}.
 
     Pass ``concept_weights`` (K numbers) and/or ``concept`` + ``dimension`` + ``value``/``delta``.
+    A weight of 0 on the concept whose dimension moves is refused: the muted concept's component
+    takes no part in any score, so the move could not show.
     """
     z = user_state(model, user)
     adjusted = z
     if dimension is not None:
         if concept is None:
             raise ValueError("adjusting a dimension needs the concept whose component z_u^(k) it belongs to.")
+        concept = check_concept(concept, z.shape[0])
+        weights = None if concept_weights is None else np.asarray(concept_weights, dtype=np.float64)
+        if weights is not None and weights.shape == (z.shape[0],) and weights[concept] == 0.0:
+            raise ConfigError(
+                f"concept {concept} has weight 0 (muted), so moving dimension {dimension} of its component "
+                f"z_u^({concept}) cannot change the list: give it a weight > 0 (1 leaves it as trained)."
+            )
         adjusted = adjust_dimension(z, concept, dimension, value, delta)
     before = recommend(model, user, topk, z=z)
     after = recommend(model, user, topk, z=adjusted, concept_weights=concept_weights)

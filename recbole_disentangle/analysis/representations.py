@@ -1,14 +1,20 @@
 """What the analysis reads from a trained model and its data set, as plain arrays.
 
 Any model exposing MacridVAE's parts works: ``item_embedding`` (h_i), ``prototypes`` (m_k),
-``log_concepts()``, ``encode(batch, log_c)``, ``user_rows(users)``, and optionally ``similarity``
-and ``tau`` (SEM-MacridVAE inherits all of them).
+``log_concepts()``, ``encode(batch, log_c)``, ``user_rows(users)``, and optionally
+``concept_logits()``, ``similarity`` and ``tau`` (SEM-MacridVAE inherits all of them).
+
+The concept of an item is always the mode of p(c_i), arg max_k s_ik (:func:`item_concepts`),
+never read from ``log_concepts()``: at test time that is the softmax of s_i by default
+(``test_assignment: softmax``), not a one-hot vector. ``log_concepts()`` is used only where the
+model's own test-time computation is meant (the user encoder, the decoder's scores).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +26,8 @@ from recbole_disentangle.model.layers import similarity_matrix
 
 REQUIRED_PARTS = ("item_embedding", "prototypes", "log_concepts", "encode", "user_rows")
 TITLE_FIELDS = ("movie_title", "title", "item_title", "name")
+# Looked for, in this order, when no category field is named (planted data: concept; ml-100k: class).
+CATEGORY_FIELDS = ("concept", "class", "category", "categories", "genre")
 MULTI_LABEL_RULES = ("most_frequent", "first")
 
 
@@ -38,8 +46,9 @@ class ModelView:
 
     item_repr: np.ndarray  # (n_items, d) h_i; row 0 is RecBole's padding item
     prototypes: np.ndarray  # (K, d) m_k
+    concept_logits: np.ndarray  # (n_items, K) s_ik = sim(h_i, m_k) / tau (Eq. 6)
     concept_probs: np.ndarray  # (n_items, K) p(c_i) = softmax_k s_ik (Eq. 6)
-    concepts: np.ndarray  # (n_items,) arg max_k c_ik, the inferred concept
+    concepts: np.ndarray  # (n_items,) arg max_k s_ik, the inferred concept: the mode of p(c_i)
     trained_items: np.ndarray  # (n_items,) bool: the item occurs in the training interactions
     similarity: str
     tau: float
@@ -50,14 +59,38 @@ class ModelView:
 
 
 @torch.no_grad()
+def concept_logits(model) -> torch.Tensor:
+    """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K), as the model computes them (Eq. 6)."""
+    if hasattr(model, "concept_logits"):
+        return model.concept_logits().detach()
+    similarity = getattr(model, "similarity", "cosine")
+    tau = float(getattr(model, "tau", 1.0))
+    return similarity_matrix(model.item_embedding.detach(), model.prototypes.detach(), similarity) / tau
+
+
+@torch.no_grad()
+def item_concepts(model, logits: torch.Tensor | None = None) -> np.ndarray:
+    """The hard concept of every item, (n_items,): the mode of p(c_i), arg max_k s_ik.
+
+    The paper's "concept of an item" (concept maps, sizes, alignment, traversal pools). Taken from
+    the logits, not from ``log_concepts()``: with ``test_assignment: softmax`` (the default) that is
+    a soft c_i, and anything summing or thresholding it would count fractions of items.
+    """
+    logits = concept_logits(model) if logits is None else logits
+    return logits.argmax(dim=-1).cpu().numpy()
+
+
+@torch.no_grad()
 def model_view(model, history_counts: np.ndarray | None = None) -> ModelView:
     check_model(model)
     model.eval()
     similarity = getattr(model, "similarity", "cosine")
     tau = float(getattr(model, "tau", 1.0))
     h, m = model.item_embedding.detach(), model.prototypes.detach()
-    # p(c_i) itself, not the test-time one-hot: the users' confidence sums (Sec. 3.3) need it.
-    probs = torch.softmax(similarity_matrix(h, m, similarity) / tau, dim=-1)
+    logits = concept_logits(model)
+    # p(c_i) itself, not the test-time c_i (one-hot or softmax, by test_assignment): the users'
+    # confidence sums (Sec. 3.3) need it.
+    probs = torch.softmax(logits, dim=-1)
     if history_counts is None:
         history = getattr(model, "history", None)
         history_counts = np.asarray(history.sum(axis=0)).ravel() if history is not None else np.ones(h.shape[0])
@@ -66,8 +99,9 @@ def model_view(model, history_counts: np.ndarray | None = None) -> ModelView:
     return ModelView(
         item_repr=h.cpu().numpy().astype(np.float64),
         prototypes=m.cpu().numpy().astype(np.float64),
+        concept_logits=logits.cpu().numpy().astype(np.float64),
         concept_probs=probs.cpu().numpy().astype(np.float64),
-        concepts=probs.argmax(dim=-1).cpu().numpy(),
+        concepts=item_concepts(model, logits),
         trained_items=trained,
         similarity=similarity,
         tau=tau,
@@ -123,6 +157,48 @@ def item_titles(dataset, field: str | None = None) -> list[str]:
     return [title or str(token) for title, token in zip(titles, tokens)]
 
 
+def item_file_fields(dataset) -> list[str]:
+    """Field names in the header of the data set's .item file ([] when it cannot be read).
+
+    Loaded or not: an error can then tell "not in the file" from "in the file, not in load_col".
+    """
+    path = Path(str(getattr(dataset, "dataset_path", ""))) / f"{dataset.dataset_name}.item"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            header = handle.readline()
+    except OSError:
+        return []
+    return [column.split(":")[0] for column in header.rstrip("\n").split("\t") if column]
+
+
+def _no_field_message(dataset, field: str) -> str:
+    available = loaded_item_fields(dataset)
+    message = (
+        f"The item file of '{dataset.dataset_name}' has no field '{field}' to take categories from "
+        f"(its loaded fields: {', '.join(available) or 'none'}). Pass --category_field with one of them"
+    )
+    if field in item_file_fields(dataset):
+        return message + f"; '{field}' is in {dataset.dataset_name}.item but not loaded: add it to load_col."
+    return message + ", and make sure load_col loads it."
+
+
+def category_field(dataset, requested: str | None = None) -> str | None:
+    """The item field that holds ground-truth categories, or None when there is none to use.
+
+    ``requested`` (``--category_field``) must be a loaded item field: a ConfigError names it and
+    the loaded fields otherwise. Without a request, the first of :data:`CATEGORY_FIELDS` the item
+    file loaded; None when it loaded none of them (the caller says so loudly).
+    """
+    feat = dataset.item_feat
+    if requested is not None:
+        if feat is None or requested not in feat.columns:
+            raise ConfigError(f"--category_field '{requested}': " + _no_field_message(dataset, requested))
+        return requested
+    if feat is None:
+        return None
+    return next((f for f in CATEGORY_FIELDS if f in feat.columns), None)
+
+
 def item_categories(dataset, field: str, rule: str = "most_frequent") -> np.ndarray:
     """Ground-truth category label per internal item id (None where the item has none).
 
@@ -131,12 +207,7 @@ def item_categories(dataset, field: str, rule: str = "most_frequent") -> np.ndar
     in the whole catalog (ties: the one listed first), ``first`` = the genre listed first.
     """
     if dataset.item_feat is None or field not in dataset.item_feat.columns:
-        available = loaded_item_fields(dataset)
-        raise DatasetError(
-            f"The item file of '{dataset.dataset_name}' has no field '{field}' to take categories from "
-            f"(its fields: {', '.join(available) or 'none'}). Pass --category_field with one of them, "
-            "and make sure load_col loads it."
-        )
+        raise DatasetError(_no_field_message(dataset, field))
     if rule not in MULTI_LABEL_RULES:
         raise ConfigError(f"multi_label rule '{rule}' is unknown: choose one of {', '.join(MULTI_LABEL_RULES)}.")
     ftype = dataset.field2type[field]

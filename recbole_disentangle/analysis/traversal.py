@@ -15,15 +15,30 @@ The items therefore change monotonically along dimension j while staying alike e
 :func:`traverse_direction` runs the same search along any unit direction v of the representation
 space instead of a coordinate axis: a trained model may carry a factor linearly but spread over
 several dimensions (see docs/results.md), and v = :func:`factor_direction` then follows it.
+
+How well a traversal follows a planted factor depends on the factor's geometry. A linear factor
+(a size) is judged by Spearman's rank correlation with the steps. A circular factor (an angle, a
+hue, a time of day) has no order: a walk that turns steadily from 350 to 10 degrees crosses the
+wrap-around and its Spearman correlation is poor although the walk is perfect. For it,
+:func:`circular_monotonicity` (do the steps turn one way round the circle?) judges a traversal and
+:func:`circular_linear_correlation` (Mardia's: how well h_j is a + b cos theta + c sin theta) picks
+the dimension that carries the angle (:func:`factor_dimension` with ``period``). A factor is
+circular when the caller says so (``--circular_factors``) or the data set's configuration lists
+it in ``circular_fields``; :func:`circular_periods` reads both ("name" = radians, "name:360" =
+degrees, "name:1" = fractions of a turn).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from recbole_disentangle.errors import ConfigError
+
 EPS = 1e-12
+TURN = 2 * math.pi
 
 
 def prototype_similarity(h: np.ndarray, prototypes: np.ndarray, similarity: str = "cosine") -> np.ndarray:
@@ -199,10 +214,102 @@ def spearman(x, y) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def factor_dimension(reprs: np.ndarray, factor: np.ndarray) -> tuple[int, float]:
-    """The dimension j whose h_j ranks items most like a planted factor: (j, Spearman rho)."""
+def circular_periods(specs) -> dict[str, float]:
+    """{field: period} from specs "name" (an angle in radians, period 2 pi) or "name:period"."""
+    periods = {}
+    for spec in specs or []:
+        name, _, period = str(spec).partition(":")
+        try:
+            value = float(period) if period else TURN
+        except ValueError:
+            value = float("nan")
+        if not name or not math.isfinite(value) or value <= 0:
+            raise ConfigError(
+                f"circular factor '{spec}' is not 'name' or 'name:period' with a period > 0 "
+                "(e.g. hue:360 for degrees, phase:1 for fractions of a turn; a bare name means radians)."
+            )
+        periods[name] = value
+    return periods
+
+
+def _angles(theta, period: float) -> np.ndarray:
+    return np.asarray(theta, dtype=np.float64) * (TURN / period)
+
+
+def _circle_basis(theta, period: float) -> np.ndarray:
+    """Orthonormal columns spanning the centred (cos theta, sin theta) over the items, (n, <= 2)."""
+    a = _angles(theta, period)
+    x = np.column_stack([np.cos(a), np.sin(a)])
+    x = x - x.mean(axis=0)
+    u, singular, _ = np.linalg.svd(x, full_matrices=False)
+    return u[:, singular > 1e-9 * max(1.0, float(singular.max(initial=0.0)))]
+
+
+def circular_linear_correlation(x, theta, period: float = TURN) -> float:
+    """Mardia's circular-linear correlation of a linear x with an angle theta, in [0, 1].
+
+    The multiple correlation of x with (cos theta, sin theta): 1 when x = a + b cos theta + c sin
+    theta exactly (a dimension that holds the angle as a projection of the circle), about
+    sqrt(2/n) for unrelated values. Computed as a least-squares fit, so angles that span no full
+    plane (all equal, or two opposite values) do not divide by zero.
+    """
+    return float(circular_linear_columns(np.asarray(x, dtype=np.float64)[:, None], theta, period)[0])
+
+
+def circular_linear_columns(reprs, theta, period: float = TURN) -> np.ndarray:
+    """:func:`circular_linear_correlation` of every column of ``reprs`` (n, d) with theta, (d,)."""
+    x = np.asarray(reprs, dtype=np.float64)
+    if len(x) < 3:
+        return np.zeros(x.shape[1])
+    x = x - x.mean(axis=0)
+    basis = _circle_basis(theta, period)
+    explained = ((basis.T @ x) ** 2).sum(axis=0)
+    total = (x**2).sum(axis=0)
+    return np.sqrt(np.clip(explained / np.maximum(total, EPS), 0.0, 1.0)) * (total > EPS)
+
+
+def wrapped_steps(theta, period: float = TURN) -> np.ndarray:
+    """theta_{t+1} - theta_t taken the short way round the circle, in [-period/2, period/2)."""
+    steps = np.diff(np.asarray(theta, dtype=np.float64))
+    return (steps + period / 2) % period - period / 2
+
+
+def circular_monotonicity(values, theta, period: float = TURN) -> float:
+    """How steadily an angle turns one way along a walk ordered by ``values``, in [-1, 1].
+
+    The steps between consecutive items (ordered by ``values``, the traversed coordinate) are
+    taken the short way round; the measure is their sum over the sum of their sizes: +1 when every
+    step turns counter-clockwise (increasing angle), -1 when every step turns clockwise, near 0 when
+    the angle wanders back and forth (of the order of 1/sqrt(steps) for random angles). Crossing the
+    wrap-around costs nothing, as it should for an angle.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    if values.shape != theta.shape:
+        raise ValueError(f"{values.size} traversal values but {theta.size} angles: give one of each per step.")
+    steps = wrapped_steps(theta[np.argsort(values, kind="stable")], period)
+    size = np.abs(steps).sum()
+    return float(steps.sum() / size) if size > EPS else 0.0
+
+
+def circular_strictly_monotone(theta, period: float = TURN) -> bool:
+    """Every step of the walk (in its order) turns the same way, and the walk turns less than once round."""
+    steps = wrapped_steps(theta, period)
+    return bool(len(steps)) and (bool(np.all(steps > 0)) or bool(np.all(steps < 0))) and abs(steps.sum()) < period
+
+
+def factor_dimension(reprs: np.ndarray, factor: np.ndarray, period: float | None = None) -> tuple[int, float]:
+    """The dimension j whose h_j follows a planted factor best: (j, its correlation).
+
+    A linear factor (``period`` None): Spearman's rho of h_j with the factor, signed. A circular
+    one: :func:`circular_linear_correlation` of h_j with the angle (in [0, 1], no sign).
+    """
     from scipy.stats import rankdata
 
+    if period is not None:
+        r = circular_linear_columns(reprs, factor, period)
+        j = int(r.argmax())
+        return j, float(r[j])
     r = rankdata(factor)
     ranks = np.apply_along_axis(rankdata, 0, reprs)
     r = (r - r.mean()) / max(r.std(), EPS)

@@ -4,6 +4,9 @@ Macro disentanglement is judged by how well the inferred concepts (arg max_k c_i
 ground-truth item categories: normalised mutual information, adjusted Rand index, and accuracy
 after the Hungarian matching of concepts to categories. Concept sizes and their entropy show mode
 collapse (most items on one prototype, the paper's Figure 2e for inner-product similarity).
+The same three numbers for K-means clusters of the item vectors (:func:`kmeans_alignment`) tell
+the two failures apart: both low, the item vectors hold no category structure; K-means high and
+the prototypes low, the structure is there but the prototypes do not sit on it.
 Micro disentanglement is the paper's independence score 1 - 2/(d(d-1)) sum_{i<j} |corr_ij|.
 
 All functions take plain numpy arrays, so they serve any model and any label source.
@@ -41,6 +44,15 @@ def hungarian_accuracy(concepts, categories) -> float:
     return float(table[rows, cols].sum() / concepts.size)
 
 
+def _partition_scores(concepts, categories) -> dict:
+    concepts, categories = _labels(concepts, categories)
+    return {
+        "nmi": float(normalized_mutual_info_score(categories, concepts)),
+        "ari": float(adjusted_rand_score(categories, concepts)),
+        "hungarian_accuracy": hungarian_accuracy(concepts, categories),
+    }
+
+
 def concept_sizes(concepts, n_concepts: int) -> np.ndarray:
     """Items per concept 0..K-1 (concepts with no item included, as 0)."""
     concepts = np.asarray(concepts, dtype=np.int64).ravel()
@@ -72,15 +84,51 @@ def alignment(concepts, categories, n_concepts: int | None = None) -> dict:
     sizes = concept_sizes(concepts, n_concepts)
     entropy, normalised = size_entropy(sizes)
     return {
-        "nmi": float(normalized_mutual_info_score(categories, concepts)),
-        "ari": float(adjusted_rand_score(categories, concepts)),
-        "hungarian_accuracy": hungarian_accuracy(concepts, categories),
+        **_partition_scores(concepts, categories),
         "n_items": int(concepts.size),
         "n_categories": int(len(np.unique(categories))),
         "concept_sizes": sizes.tolist(),
         "concept_entropy": entropy,
         "concept_entropy_normalised": normalised,
         "largest_concept_share": float(sizes.max() / sizes.sum()),
+    }
+
+
+def comparable_space(points, similarity: str) -> np.ndarray:
+    """The vectors as the model compares them: L2-normalised for cosine similarity, raw for inner.
+
+    With cosine only directions matter, and Euclidean distance between unit vectors orders
+    neighbours as cosine does, so Euclidean tools (K-means, t-SNE) then see what the model sees.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if similarity == "cosine":
+        return points / np.maximum(np.linalg.norm(points, axis=-1, keepdims=True), 1e-12)
+    return points
+
+
+def kmeans_alignment(reprs, categories, n_clusters: int, similarity: str = "cosine", seed: int = 0) -> dict:
+    """NMI, ARI and Hungarian accuracy of K-means clusters of ``reprs`` against ``categories``.
+
+    ``reprs``: (n, d) item vectors h_i, one per labelled item; K-means (``n_clusters`` = K, the
+    number of concepts, so it gets no more freedom than the prototypes; 10 restarts, ``seed``)
+    runs in :func:`comparable_space`. Read beside :func:`alignment` of the prototype concepts:
+    K-means high and prototypes low means the vectors cluster by category and the prototypes
+    missed it; both low means the vectors themselves hold no category structure.
+    """
+    from sklearn.cluster import KMeans
+
+    x = comparable_space(reprs, similarity)
+    categories = np.asarray(categories).ravel()
+    if x.ndim != 2 or x.shape[0] != categories.size:
+        raise ValueError(f"{x.shape[0] if x.ndim else 0} item vectors but {categories.size} categories: give one of each per item.")
+    if x.shape[0] < n_clusters:
+        raise ValueError(f"K-means needs at least K = {n_clusters} items, got {x.shape[0]}.")
+    clusters = KMeans(n_clusters=n_clusters, n_init=10, random_state=seed).fit_predict(x)
+    return {
+        **_partition_scores(clusters, categories),
+        "n_clusters": int(n_clusters),
+        "space": "L2-normalised h" if similarity == "cosine" else "raw h",
+        "seed": int(seed),
     }
 
 

@@ -54,3 +54,15 @@ def test_missing_field_and_unknown_rule_are_explained():
 def test_a_model_without_prototypes_is_refused_with_the_parts_it_lacks():
     with pytest.raises(ConfigError, match="prototypes"):
         check_model(torch.nn.Linear(2, 2))
+
+
+def test_the_category_field_is_found_or_its_absence_explained():
+    from recbole_disentangle.analysis.representations import category_field
+
+    dataset = fake_dataset()
+    assert category_field(dataset) == "genre"  # the first of CATEGORY_FIELDS the item file loaded
+    assert category_field(dataset, "title") == "title"
+    with pytest.raises(ConfigError, match=r"--category_field 'colour'.*no field 'colour'.*loaded fields: genre, title"):
+        category_field(dataset, "colour")
+    del dataset.item_feat["genre"]
+    assert category_field(dataset) is None  # none of the default names: the caller warns

@@ -151,3 +151,74 @@ def test_a_direction_fitted_to_noise_does_not_look_good():
     assert abs(rho) < 0.3  # out-of-fold: 32 free coefficients on 100 items cannot fit noise
     with pytest.raises(ValueError, match="non-zero"):
         traverse_direction(reprs[0], np.zeros(32), reprs, np.zeros(100, dtype=int), reprs[:2])
+
+
+# ---- circular factors ------------------------------------------------------------------------
+def _walk_round_the_circle(n=40, start=4.0, turn=0.9):
+    """A traversal of n steps whose angle turns steadily by ``turn`` of a circle from ``start``,
+    crossing the wrap-around at 2 pi."""
+    values = np.linspace(-1.0, 1.0, n)
+    theta = (start + turn * 2 * np.pi * np.arange(n) / n) % (2 * np.pi)
+    return values, theta
+
+
+def test_a_walk_round_the_circle_is_monotone_on_the_circle_but_not_on_the_line():
+    from recbole_disentangle.analysis.traversal import circular_monotonicity, circular_strictly_monotone
+
+    values, theta = _walk_round_the_circle()
+    assert abs(spearman(values, theta)) < 0.6  # the wrap-around breaks the linear rank order
+    assert circular_monotonicity(values, theta) == pytest.approx(1.0)
+    assert circular_strictly_monotone(theta)
+    assert circular_monotonicity(values, theta[::-1]) == pytest.approx(-1.0)  # turning the other way
+    # the same walk in degrees, and in fractions of a turn, with their periods
+    assert circular_monotonicity(values, np.degrees(theta), 360.0) == pytest.approx(1.0)
+    assert circular_monotonicity(values, theta / (2 * np.pi), 1.0) == pytest.approx(1.0)
+    # order comes from the traversed values, not from the order the items are listed in
+    shuffle = np.random.default_rng(0).permutation(len(values))
+    assert circular_monotonicity(values[shuffle], theta[shuffle]) == pytest.approx(1.0)
+
+
+def test_random_angles_along_a_walk_score_low():
+    from recbole_disentangle.analysis.traversal import circular_monotonicity, circular_strictly_monotone
+
+    rng = np.random.default_rng(1)
+    values = np.linspace(0.0, 1.0, 40)
+    scores = [circular_monotonicity(values, rng.uniform(0, 2 * np.pi, 40)) for _ in range(50)]
+    assert np.mean(np.abs(scores)) < 0.25 and max(np.abs(scores)) < 0.6
+    assert not circular_strictly_monotone(rng.uniform(0, 2 * np.pi, 40))
+    # a walk that goes more than once round is not "strictly monotone" on the circle
+    assert not circular_strictly_monotone(np.arange(0, 9.0, 0.5))
+
+
+def test_circular_linear_correlation_finds_the_dimension_holding_an_angle():
+    from recbole_disentangle.analysis.traversal import circular_linear_correlation
+
+    rng = np.random.default_rng(2)
+    theta = rng.uniform(0, 2 * np.pi, 300)
+    reprs = rng.standard_normal((300, 6))
+    reprs[:, 4] = np.cos(theta - 1.0) + 0.05 * rng.standard_normal(300)  # the circle projected on h_4
+    assert circular_linear_correlation(reprs[:, 4], theta) > 0.95
+    # where the circle's wrap-around falls decides what a linear rank correlation sees; the
+    # circular measure does not care
+    phases = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    projected = [np.cos(theta - phase) + 0.05 * rng.standard_normal(300) for phase in phases]
+    assert min(abs(spearman(x, theta)) for x in projected) < 0.1
+    assert min(circular_linear_correlation(x, theta) for x in projected) > 0.95
+    assert circular_linear_correlation(reprs[:, 0], theta) < 0.2  # noise
+    j, r = factor_dimension(reprs, theta, period=2 * np.pi)
+    assert j == 4 and r > 0.95
+    # in degrees, with its period
+    assert factor_dimension(reprs, np.degrees(theta), period=360.0) == (j, pytest.approx(r))
+    # degenerate angles (all equal) carry nothing, and do not divide by zero
+    assert circular_linear_correlation(reprs[:, 4], np.zeros(300)) == 0.0
+
+
+def test_circular_factor_specs_are_read_with_their_period():
+    from recbole_disentangle.analysis.traversal import circular_periods
+    from recbole_disentangle.errors import ConfigError
+
+    assert circular_periods(["phase", "hue:360", "turn:1"]) == {"phase": pytest.approx(2 * np.pi), "hue": 360.0, "turn": 1.0}
+    assert circular_periods(None) == {}
+    for bad in ("hue:0", "hue:degrees", ":360"):
+        with pytest.raises(ConfigError, match="name:period"):
+            circular_periods([bad])

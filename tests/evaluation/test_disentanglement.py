@@ -77,3 +77,41 @@ def test_bad_shapes_are_refused_with_a_reason():
         alignment([0, 1], [0])
     with pytest.raises(ValueError, match="matrix"):
         independence(np.zeros(5))
+
+
+def test_kmeans_sees_category_clusters_that_the_prototypes_miss():
+    """h clustered by category on dimensions 0-2, prototypes pointing along dimensions 3-5 where
+    only noise lives: the concepts (nearest prototype) are noise, K-means on h finds the categories."""
+    from recbole_disentangle.analysis.traversal import nearest_prototype
+    from recbole_disentangle.evaluation.disentanglement import kmeans_alignment
+
+    rng = np.random.default_rng(0)
+    categories = np.repeat(np.array(["drama", "comedy", "horror"]), 60)
+    centres = np.eye(6)[:3]
+    h = 2.0 * centres[np.repeat(np.arange(3), 60)] + 0.1 * rng.standard_normal((180, 6))
+    prototypes = np.eye(6)[3:]
+    concepts = nearest_prototype(h, prototypes)
+    by_prototypes = alignment(concepts, categories, 3)
+    for similarity in ("cosine", "inner"):
+        by_kmeans = kmeans_alignment(h, categories, 3, similarity, seed=0)
+        assert by_kmeans["nmi"] > 0.95 and by_kmeans["hungarian_accuracy"] > 0.95 and by_kmeans["ari"] > 0.95
+    assert by_prototypes["nmi"] < 0.1 and by_prototypes["hungarian_accuracy"] < 0.5
+    # both low when h itself holds no category structure
+    shuffled = kmeans_alignment(h, rng.permutation(categories), 3, "cosine", seed=0)
+    assert shuffled["nmi"] < 0.1
+    assert by_kmeans["n_clusters"] == 3 and kmeans_alignment(h, categories, 3, "cosine")["space"] == "L2-normalised h"
+    with pytest.raises(ValueError, match="at least K"):
+        kmeans_alignment(h[:2], categories[:2], 3)
+
+
+def test_kmeans_on_cosine_models_clusters_directions_not_lengths():
+    """Two directions, each with short and long vectors: on the unit sphere (cosine) K = 2 splits by
+    direction; on raw h (inner) the long vectors dominate and the directions are not recovered."""
+    from recbole_disentangle.evaluation.disentanglement import kmeans_alignment
+
+    rng = np.random.default_rng(1)
+    direction = np.repeat([0, 1], 40)
+    length = np.tile(np.repeat([1.0, 10.0], 20), 2)
+    h = np.eye(2)[direction] * length[:, None] + 0.05 * rng.standard_normal((80, 2))
+    assert kmeans_alignment(h, direction, 2, "cosine")["nmi"] > 0.95
+    assert kmeans_alignment(h, direction, 2, "inner")["nmi"] < 0.5
