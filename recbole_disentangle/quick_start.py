@@ -69,6 +69,7 @@ def run(
     resume_file: str | None = None,
     prepared_dataset=None,
     callback_fn=None,
+    strict: bool = False,
 ) -> dict:
     """Train ``model`` on ``dataset`` and evaluate it on the test split.
 
@@ -77,8 +78,9 @@ def run(
     about itself, e.g. AD-DRL's attribute accuracy; empty for models without one). ``prepared_dataset``: a loaded data set to reuse, see :func:`build`.
     ``callback_fn(epoch_idx, valid_score)``: called by RecBole's ``fit`` after every validation
     (a Ray Tune trial reports there, so a scheduler can stop it early).
+    ``strict``: a setting no component reads is an error, not a warning.
     """
-    config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+    config = Config(model, dataset, config_file_list, config_dict, cmd_args, strict=strict)
     init_logger(config)
     logger = getLogger()
     logger.info(config)

@@ -15,6 +15,7 @@ import numpy as np
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
+from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.config import plain_config, to_plain
 from recbole_disentangle.data.protocol import HeldOutUsers, per_user_metrics, summarise
 
@@ -77,6 +78,9 @@ class SafeCheckpointMixin:
                 f"The checkpoint was trained as {checkpoint['config']['model']}, this run is "
                 f"{self.config['model']}: loading its weights may fail."
             )
+        conflict = shape_conflict(checkpoint, self.model, self.config, resume_file)
+        if conflict:
+            raise CheckpointError(conflict)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -100,6 +104,54 @@ class SafeCheckpointMixin:
             self.last_per_user = {"user": eval_data.users.tolist(), **{k: v.tolist() for k, v in per_user.items()}}
             return summarise(per_user)
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+# Settings besides a model's own hyper-parameters that decide tensor shapes: the data set and
+# its filters fix the numbers of users and items.
+DATA_SHAPE_KEYS = ("dataset", "data_path", "load_col", "user_inter_num_interval", "item_inter_num_interval",
+                   "val_interval", "eval_protocol", "paper_rating_threshold", "paper_min_user_interactions",
+                   "paper_min_item_interactions", "embedding_size")
+
+
+def _model_yaml_keys(model_name: str) -> list[str]:
+    """The hyper-parameters of ``model_name``: the keys of its YAML (this package's or RecBole's)."""
+    import recbole
+
+    from recbole_disentangle.config import load_yaml_file, properties_dir
+
+    base = registry.recbole_base_name(model_name)
+    files = [properties_dir() / "model" / f"{model_name}.yaml",
+             Path(recbole.__file__).parent / "properties" / "model" / f"{base}.yaml"]
+    file = files[0] if registry.is_plugin_model(model_name) else files[1]
+    try:
+        return list(load_yaml_file(file)) if file.is_file() else []
+    except Exception:  # an unreadable YAML only costs the hint, not the error
+        return []
+
+
+def shape_conflict(checkpoint: dict, model, config, resume_file) -> str | None:
+    """Why ``checkpoint``'s weights do not fit ``model`` (None when every tensor fits), naming the
+    settings that differ between the checkpoint's run and this one."""
+    saved = checkpoint["state_dict"]
+    current = model.state_dict()
+    differing = [f"{name}: checkpoint {tuple(saved[name].shape)}, this run {tuple(current[name].shape)}"
+                 for name in saved if name in current and saved[name].shape != current[name].shape]
+    missing = [name for name in current if name not in saved]
+    unexpected = [name for name in saved if name not in current]
+    if not (differing or missing or unexpected):
+        return None
+    old, new = checkpoint["config"], plain_config(config)
+    from recbole.utils.argument_list import evaluation_arguments, general_arguments, training_arguments
+
+    run_keys = {*general_arguments, *training_arguments, *evaluation_arguments}  # epochs, learning_rate: no shapes
+    keys = dict.fromkeys([*(k for k in _model_yaml_keys(config["model"]) if k not in run_keys), *DATA_SHAPE_KEYS])
+    changed = [f"{key} = {old.get(key)!r} in the checkpoint, {new.get(key)!r} now ({config.source_of(key)})"
+               for key in keys if old.get(key) != new.get(key) and key in new]
+    tensors = "; ".join(differing[:3] + [f"missing {n}" for n in missing[:2]] + [f"unexpected {n}" for n in unexpected[:2]])
+    cause = ("The settings that differ: " + "; ".join(changed) + ".") if changed else \
+        "No model or data setting differs, so the model's code or the data files changed since."
+    return (f"Cannot resume from {resume_file}: its weights do not fit this run's {config['model']} ({tensors}). "
+            f"{cause} Resume with the checkpoint's settings, or train from scratch without --resume.")
 
 
 def get_trainer(config, model):
