@@ -91,13 +91,14 @@ def count_rows(path: str | Path, separator: str = "\t", encoding: str = "utf-8")
                 continue
             end = int(newlines[-1]) + 1
             carry = data[end:]
-            separators = np.flatnonzero(buf[:end] == sep_byte)
-            counts = np.bincount(np.searchsorted(newlines, separators), minlength=newlines.size)
             starts = np.concatenate(([0], newlines[:-1] + 1))
+            # Separators per line: one sum per line over the block's separator mask (reduceat reads the
+            # mask once; every line, even an empty one, spans at least its newline byte).
+            counts = np.add.reduceat(buf[:end] == sep_byte, starts, dtype=np.int32)
             lengths = newlines - starts
             # A blank line ("" or a lone "\r") is skipped by RecBole's reader as well.
             blank = (lengths == 0) | ((lengths == 1) & (buf[starts] == 13))
-            bad = np.flatnonzero((counts[: newlines.size] != expected - 1) & ~blank)
+            bad = np.flatnonzero((counts != expected - 1) & ~blank)
             if bad.size:
                 i = int(bad[0])
                 raw = data[int(starts[i]) : int(newlines[i])]
