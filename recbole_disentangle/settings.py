@@ -118,8 +118,8 @@ GENERAL_RULES = {
     "load_col": (lambda v: v is None or (isinstance(v, dict) and all(isinstance(c, list) for c in v.values())),
                  "it must be ~ (load every column) or a mapping of file suffix to field names, "
                  "e.g. {inter: [user_id, item_id, rating]}"),
-    "learner": (lambda v: isinstance(v, str) and v.lower() in ("adam", "sgd", "adagrad", "rmsprop", "sparse_adam"),
-                "choose one of adam, sgd, adagrad, rmsprop, sparse_adam"),
+    "learner": (lambda v: isinstance(v, str) and v.lower() in ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam"),
+                "choose one of adam, adamw, sgd, adagrad, rmsprop, sparse_adam"),
 }
 
 

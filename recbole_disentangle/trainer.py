@@ -7,11 +7,14 @@ pickles or unpickles: saving the best model, loading it for evaluation, and resu
 
 from __future__ import annotations
 
+import inspect
+import random
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
@@ -44,9 +47,76 @@ class SafeCheckpointMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         started = time.perf_counter()
         try:
-            return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+            loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
         finally:
             self.train_seconds += time.perf_counter() - started
+        fitting = getattr(self, "_fitting", None)
+        if fitting and fitting["saved"] and not self._validates_after(epoch_idx, fitting["valid_data"]):
+            # No validation follows this epoch: it is finished now (else after_validation saves it).
+            self._save_last(epoch_idx, fitting["train_data"])
+        return loss
+
+    # ---- resuming where training stopped ------------------------------------------------
+    def _validates_after(self, epoch_idx, valid_data) -> bool:
+        """Whether RecBole's ``fit`` validates after ``epoch_idx`` (its own condition)."""
+        return bool(valid_data) and self.eval_step > 0 and (epoch_idx + 1) % self.eval_step == 0
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """RecBole's ``fit``, keeping a last-epoch checkpoint beside the best one and, after
+        :meth:`resume_checkpoint`, restoring the random state of the epoch it resumes after."""
+        if "callback_fn" not in inspect.signature(super().fit).parameters:  # RecBole's tree-model trainers
+            return super().fit(train_data, valid_data, verbose, saved, show_progress)
+        rng = getattr(self, "_resumed_rng", None)
+        if rng is not None:
+            restore_rng_state(rng, train_data)
+            self._resumed_rng = None
+
+        def after_validation(epoch_idx, valid_score):
+            # RecBole calls this after early stopping has updated its counters (and saved the
+            # best model): the epoch is finished.
+            if saved:
+                self._save_last(epoch_idx, train_data)
+            if callback_fn is not None:
+                callback_fn(epoch_idx, valid_score)
+
+        if self.start_epoch >= self.epochs and Path(self.saved_model_file).is_file():
+            # Nothing left to train (the resumed run had finished or stopped early): RecBole would
+            # save the model as it stands, the last epoch's weights, over the best checkpoint.
+            saved = False
+        self._fitting = {"saved": saved, "train_data": train_data, "valid_data": valid_data}
+        try:
+            return super().fit(train_data, valid_data, verbose, saved, show_progress, after_validation)
+        finally:
+            self._fitting = None
+
+    @property
+    def last_model_file(self) -> str:
+        return str(last_checkpoint_path(self.saved_model_file))
+
+    def _save_last(self, epoch: int, train_data) -> None:
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        scheduler = getattr(self, "scheduler", None)
+        save_checkpoint(
+            self.last_model_file,
+            config=plain_config(self.config),
+            overrides=to_plain(self.config.overrides),
+            epoch=epoch,
+            cur_step=self.cur_step,
+            best_valid_score=_plain_number(self.best_valid_score),
+            best_valid_result=None if self.best_valid_result is None else
+            {str(k): _plain_number(v) for k, v in dict(self.best_valid_result).items()},
+            # RecBole's early_stopping stops once cur_step exceeds stopping_step.
+            stopped=bool(self._validates_after(epoch, (self._fitting or {}).get("valid_data"))
+                         and self.cur_step > self.stopping_step),
+            train_loss_dict={int(k): _plain_number(v) for k, v in self.train_loss_dict.items()},
+            state_dict=self.model.state_dict(),
+            other_parameter=self.model.other_parameter(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=scheduler.state_dict() if scheduler is not None else None,
+            rng=rng_state(train_data),
+            best_model_file=Path(self.saved_model_file).name,
+        )
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -67,12 +137,34 @@ class SafeCheckpointMixin:
             self.logger.info(f"Saving current: {saved_model_file}")
 
     def resume_checkpoint(self, resume_file):
+        """Continue training after the last finished epoch of the run that wrote ``resume_file``.
+
+        ``resume_file`` is the best checkpoint (``X.pth``) or the last-epoch one beside it
+        (``X.last.pth``); the last one restores the optimizer, scheduler, early-stopping counters
+        and random state, so the resumed run trains as the uninterrupted one would have. A best
+        checkpoint without a last one (written before this existed) resumes after its epoch.
+        """
+        resume_file = Path(resume_file)
+        best_file = best_checkpoint_path(resume_file)
+        last_file = last_checkpoint_path(resume_file)
+        if last_file.is_file():
+            checkpoint = load_checkpoint(last_file, map_location=self.device)
+            self.logger.info(f"Resuming after the last finished epoch, {checkpoint['epoch']}, from {last_file}")
+        else:
+            checkpoint = load_checkpoint(resume_file, map_location=self.device)
+            self.logger.warning(
+                f"No last-epoch checkpoint {last_file} beside {resume_file}: resuming after its epoch "
+                f"{checkpoint['epoch']}, without the random state of that moment."
+            )
         resume_file = str(resume_file)
-        checkpoint = load_checkpoint(resume_file, map_location=self.device)
-        self.saved_model_file = resume_file
-        self.start_epoch = checkpoint["epoch"] + 1
+        self.saved_model_file = str(best_file)
+        self.start_epoch = self.epochs if checkpoint.get("stopped") else checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
+        if checkpoint.get("best_valid_result") is not None:
+            self.best_valid_result = checkpoint["best_valid_result"]
+        self.train_loss_dict.update({int(k): v for k, v in (checkpoint.get("train_loss_dict") or {}).items()})
+        self._resumed_rng = checkpoint.get("rng")
         if checkpoint["config"]["model"].lower() != self.config["model"].lower():
             self.logger.warning(
                 f"The checkpoint was trained as {checkpoint['config']['model']}, this run is "
@@ -84,6 +176,9 @@ class SafeCheckpointMixin:
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None and checkpoint.get("scheduler") is not None:
+            scheduler.load_state_dict(checkpoint["scheduler"])
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def load_best_model(self, model_file=None) -> None:
@@ -104,6 +199,49 @@ class SafeCheckpointMixin:
             self.last_per_user = {"user": eval_data.users.tolist(), **{k: v.tolist() for k, v in per_user.items()}}
             return summarise(per_user)
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+LAST_SUFFIX = ".last.pth"
+
+
+def last_checkpoint_path(model_file) -> Path:
+    """``saved/X.pth`` -> ``saved/X.last.pth``, the last finished epoch's state beside the best model."""
+    path = Path(model_file)
+    return path if path.name.endswith(LAST_SUFFIX) else path.with_name(path.stem + LAST_SUFFIX)
+
+
+def best_checkpoint_path(model_file) -> Path:
+    path = Path(model_file)
+    return path.with_name(path.name[: -len(LAST_SUFFIX)] + ".pth") if path.name.endswith(LAST_SUFFIX) else path
+
+
+def rng_state(train_data=None) -> dict:
+    """Every random state training draws from, as tensors and plain values (loads with weights_only)."""
+    numpy_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [str(numpy_state[0]), torch.from_numpy(numpy_state[1].astype(np.int64)), int(numpy_state[2]),
+                  int(numpy_state[3]), float(numpy_state[4])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+    }
+    generator = getattr(train_data, "generator", None)  # RecBole's loaders shuffle with their own generator
+    if isinstance(generator, torch.Generator):
+        state["train_loader"] = generator.get_state()
+    return state
+
+
+def restore_rng_state(state: dict, train_data=None) -> None:
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator = getattr(train_data, "generator", None)
+    if isinstance(generator, torch.Generator) and state.get("train_loader") is not None:
+        generator.set_state(state["train_loader"])
 
 
 # Settings besides a model's own hyper-parameters that decide tensor shapes: the data set and
