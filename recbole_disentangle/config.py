@@ -120,15 +120,23 @@ class Config(RecBoleConfig):
                  strict=False):
         self._cmd_args = list(cmd_args or [])
         self._file_of_key: dict = {}
-        super().__init__(model, dataset, config_file_list, config_dict)
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, NotImplementedError) as err:
+            # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
+            raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
+                              f"lists each setting's values).") from None
         from recbole_disentangle.data.protocol import configure_paper_protocol
 
+        # A misspelt key first: it may be why a setting below has its default and fails.
+        check_unknown_keys(self, strict)
         check_general_settings(self)
         configure_paper_protocol(self)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
-        check_unknown_keys(self, strict)
 
     def source_of(self, key: str) -> str:
         """Where the value of ``key`` came from, for error messages: the command line, a file, ..."""
@@ -138,7 +146,7 @@ class Config(RecBoleConfig):
             return "config_dict"
         if key in self.file_config_dict:
             return f"config file {self._file_of_key.get(key, '?')}"
-        return f"default of {self.model} (properties/ or RecBole's YAML)"
+        return "the default, from properties/ or RecBole's YAML files"
 
     # ---- external settings -------------------------------------------------------------
     def _build_yaml_loader(self):

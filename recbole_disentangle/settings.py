@@ -20,7 +20,7 @@ from recbole_disentangle.errors import ConfigError
 # Keys RecBole's or this package's code reads although no YAML file sets them: filled in by
 # RecBole's Config itself (MODEL_TYPE, device, ...), set by distributed runs (nproc, ...), or
 # optional settings that models read with a fallback (tail_ratio, CROP_ITEM_SEQ, ...). Found by
-# scanning the sources for config["key"]; tests/test_settings.py repeats the scan so the list
+# scanning the sources for config[...] reads; tests/test_settings.py repeats the scan so the list
 # cannot fall behind a new RecBole or a new model of this package.
 CODE_ONLY_KEYS = frozenset({
     "model", "dataset", "config_files", "MODEL_TYPE", "MODEL_INPUT_TYPE", "device", "eval_type", "local_rank",

@@ -261,6 +261,16 @@ def check_sizes(config, dataset) -> None:
             f"Data set '{config['dataset']}' has {users} user(s) and {items} item(s) after loading and filtering "
             f"({Path(config['data_path']) / (config['dataset'] + '.inter')}); a recommender needs at least 2 of each."
         )
+    from recbole.utils import EvaluatorType
+
+    topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
+    # RecBole's ranking metrics take the top k of every item (its torch.topk fails past their number).
+    if config["eval_protocol"] != "paper" and config["eval_type"] == EvaluatorType.RANKING and max(topk) > items:
+        raise DatasetError(
+            f"topk = {config['topk']} ({config.source_of('topk')}) asks for the top {max(topk)} of data set "
+            f"'{config['dataset']}', which has {items} items: set topk to values of at most {items}, "
+            f"e.g. --topk=[{min(items, 10)}]."
+        )
 
 
 def trains_on_user_batches(config) -> bool:
