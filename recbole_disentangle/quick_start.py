@@ -16,7 +16,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
-from recbole_disentangle.data.dataset import create_dataset, data_preparation, trains_on_user_batches
+from recbole_disentangle.data.dataset import check_topk, create_dataset, data_preparation, trains_on_user_batches
 from recbole_disentangle.registry import get_model
 from recbole_disentangle.trainer import get_trainer
 
@@ -52,6 +52,7 @@ def build(config: Config, dataset=None):
         dataset = dataset.copy(dataset.inter_feat)  # build() splits in place; keep the caller's intact
         dataset.config = config
     train_data, valid_data, test_data, model_dataset = data_preparation(config, dataset)
+    check_topk(config, dataset)
     resolve_anneal_steps(config, train_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, model_dataset).to(config["device"])

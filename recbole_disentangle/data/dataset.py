@@ -261,10 +261,18 @@ def check_sizes(config, dataset) -> None:
             f"Data set '{config['dataset']}' has {users} user(s) and {items} item(s) after loading and filtering "
             f"({Path(config['data_path']) / (config['dataset'] + '.inter')}); a recommender needs at least 2 of each."
         )
+
+
+def check_topk(config, dataset) -> None:
+    """RecBole's ranking metrics take the top k of every item: k must not exceed their number.
+
+    Checked when a run is built for evaluation (quick_start.build), not on every load: loading a
+    small data set for inspection needs no topk.
+    """
     from recbole.utils import EvaluatorType
 
+    items = dataset.item_num - 1
     topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
-    # RecBole's ranking metrics take the top k of every item (its torch.topk fails past their number).
     if config["eval_protocol"] != "paper" and config["eval_type"] == EvaluatorType.RANKING and max(topk) > items:
         raise DatasetError(
             f"topk = {config['topk']} ({config.source_of('topk')}) asks for the top {max(topk)} of data set "
