@@ -2,7 +2,8 @@
 
 Whatever trainer RecBole picks for a model (``Trainer``, ``RecVAETrainer``, ``NCLTrainer`` ...)
 is subclassed with :class:`SafeCheckpointMixin`, which replaces the three places RecBole
-pickles or unpickles: saving the best model, loading it for evaluation, and resuming.
+pickles or unpickles: saving the best model, loading it for evaluation, and resuming; it also
+keeps a last-epoch checkpoint (``X.last.pth`` beside the best ``X.pth``) that resuming reads.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import torch
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
-from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.config import plain_config, to_plain
 from recbole_disentangle.data.protocol import HeldOutUsers, per_user_metrics, summarise
+from recbole_disentangle.errors import CheckpointError
 
 
 def _plain_number(value):
