@@ -110,7 +110,8 @@ class SafeCheckpointMixin:
             # RecBole's early_stopping stops once cur_step exceeds stopping_step.
             stopped=bool(self._validates_after(epoch, (self._fitting or {}).get("valid_data"))
                          and self.cur_step > self.stopping_step),
-            train_loss_dict={int(k): _plain_number(v) for k, v in self.train_loss_dict.items()},
+            train_loss_dict={**getattr(self, "_earlier_losses", {}),
+                             **{int(k): _plain_number(v) for k, v in self.train_loss_dict.items()}},
             state_dict=self.model.state_dict(),
             other_parameter=self.model.other_parameter(),
             optimizer=self.optimizer.state_dict(),
@@ -164,8 +165,10 @@ class SafeCheckpointMixin:
         self.best_valid_score = checkpoint["best_valid_score"]
         if checkpoint.get("best_valid_result") is not None:
             self.best_valid_result = checkpoint["best_valid_result"]
-        self.train_loss_dict.update({int(k): v for k, v in (checkpoint.get("train_loss_dict") or {}).items()})
         self._resumed_rng = checkpoint.get("rng")
+        # The result of this run counts the epochs it trains itself (train_loss_dict); the
+        # last-epoch checkpoint keeps the whole curve.
+        self._earlier_losses = {int(k): v for k, v in (checkpoint.get("train_loss_dict") or {}).items()}
         if checkpoint["config"]["model"].lower() != self.config["model"].lower():
             self.logger.warning(
                 f"The checkpoint was trained as {checkpoint['config']['model']}, this run is "
