@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config_files", nargs="+", default=None, metavar="YAML", help="YAML files, later ones win")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT", help="resume training from a checkpoint of this package")
     parser.add_argument("--no_save", action="store_true", help="do not write checkpoints (evaluates the last model)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a setting no component reads (a misspelt key) is an error, not a warning")
     parser.add_argument("--result_json", default=None, metavar="FILE", help="also write the results as JSON")
     add_sweep_arguments(parser)
     return parser
@@ -129,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_args=settings,
             saved=not args.no_save,
             resume_file=args.resume,
+            strict=args.strict,
         )
     except RecBoleDisError as err:
         print(f"run_recbole_dis.py: error: {err}", file=sys.stderr)

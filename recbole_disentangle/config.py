@@ -17,6 +17,7 @@ from recbole.config import Config as RecBoleConfig
 
 from recbole_disentangle import registry
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.settings import check_general_settings, check_unknown_keys
 
 
 def properties_dir() -> Path:
@@ -112,17 +113,40 @@ class Config(RecBoleConfig):
         config_dict: settings as a dict, over the files.
         cmd_args: ``--key=value`` strings, over everything; ``None`` reads nothing (unlike
             RecBole, which always reads ``sys.argv``: a library call must not see its caller's argv).
+        strict: a setting no component reads (``kfacc``) is an error instead of a warning.
     """
 
-    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None,
+                 strict=False):
         self._cmd_args = list(cmd_args or [])
-        super().__init__(model, dataset, config_file_list, config_dict)
+        self._file_of_key: dict = {}
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, NotImplementedError) as err:
+            # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
+            raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
+                              f"lists each setting's values).") from None
         from recbole_disentangle.data.protocol import configure_paper_protocol
 
+        # A misspelt key first: it may be why a setting below has its default and fails.
+        check_unknown_keys(self, strict)
+        check_general_settings(self)
         configure_paper_protocol(self)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
+
+    def source_of(self, key: str) -> str:
+        """Where the value of ``key`` came from, for error messages: the command line, a file, ..."""
+        if key in self.cmd_config_dict:
+            return f"--{key} on the command line"
+        if key in self.variable_config_dict:
+            return "config_dict"
+        if key in self.file_config_dict:
+            return f"config file {self._file_of_key.get(key, '?')}"
+        return "the default, from properties/ or RecBole's YAML files"
 
     # ---- external settings -------------------------------------------------------------
     def _build_yaml_loader(self):
@@ -131,7 +155,9 @@ class Config(RecBoleConfig):
     def _load_config_files(self, file_list):
         merged: dict = {}
         for file in file_list or []:
-            merged.update(load_yaml_file(file))
+            layer = load_yaml_file(file)
+            merged.update(layer)
+            self._file_of_key.update(dict.fromkeys(layer, str(file)))
         return merged
 
     def _load_variable_config_dict(self, config_dict):
@@ -182,9 +208,23 @@ class Config(RecBoleConfig):
         # RecBole points ml-100k at the copy shipped in its wheel whatever data_path says; a
         # user who converted their own ml-100k into data_path gets theirs.
         own_copy = Path(data_root or "", self.dataset)
+        # The shipped copy stands in only when the user named no data path of their own: one
+        # that lacks the files is an error when the data set is loaded (see
+        # data.dataset.ensure_dataset_files), not a silent switch to other data.
+        self.named_data_path = None
         if self.dataset == "ml-100k" and (own_copy / "ml-100k.inter").is_file():
             self.final_config_dict["data_path"] = str(own_copy)
+        elif self.dataset == "ml-100k" and self._names_own_data_path():
+            self.named_data_path = str(own_copy)
         self.final_config_dict["data_path"] = os.path.normpath(self.final_config_dict["data_path"])
+
+    def _names_own_data_path(self) -> bool:
+        """The user set ``data_path``, to a folder other than the default (sweeps pass the default resolved)."""
+        given = self.external_config_dict.get("data_path")
+        if given is None:
+            return False
+        default = self.internal_config_dict.get("data_path")
+        return default is None or Path(str(given)).resolve() != Path(str(default)).resolve()
 
     def _init_device(self):
         # RecBole sets CUDA_VISIBLE_DEVICES from gpu_id and picks cuda when available; honour use_gpu too.

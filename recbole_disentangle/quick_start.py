@@ -7,6 +7,7 @@ pipeline without it, so training and evaluation run where ray is absent (Python 
 from __future__ import annotations
 
 import time
+import uuid
 from logging import getLogger
 
 import torch
@@ -15,9 +16,27 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
-from recbole_disentangle.data.dataset import create_dataset, data_preparation, trains_on_user_batches
+from recbole_disentangle.data.dataset import check_topk, create_dataset, data_preparation, trains_on_user_batches
 from recbole_disentangle.registry import get_model
 from recbole_disentangle.trainer import get_trainer
+
+
+def init_run_logger(config) -> None:
+    """RecBole's ``init_logger`` with a run name no other run shares.
+
+    RecBole names the log file <model>-<dataset>-<time to the second>-<hash of the settings>.log
+    and the TensorBoard folder after it: two runs of the same settings started in the same second
+    (parallel sweeps, benchmarks) would write into one file and one folder. A random suffix on
+    the time keeps RecBole's naming otherwise.
+    """
+    import recbole.utils.logger as recbole_logger
+
+    local_time = recbole_logger.get_local_time
+    recbole_logger.get_local_time = lambda: f"{local_time()}-{uuid.uuid4().hex[:6]}"
+    try:
+        init_logger(config)
+    finally:
+        recbole_logger.get_local_time = local_time
 
 
 def build(config: Config, dataset=None):
@@ -33,6 +52,7 @@ def build(config: Config, dataset=None):
         dataset = dataset.copy(dataset.inter_feat)  # build() splits in place; keep the caller's intact
         dataset.config = config
     train_data, valid_data, test_data, model_dataset = data_preparation(config, dataset)
+    check_topk(config, dataset)
     resolve_anneal_steps(config, train_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, model_dataset).to(config["device"])
@@ -69,6 +89,7 @@ def run(
     resume_file: str | None = None,
     prepared_dataset=None,
     callback_fn=None,
+    strict: bool = False,
 ) -> dict:
     """Train ``model`` on ``dataset`` and evaluate it on the test split.
 
@@ -77,9 +98,10 @@ def run(
     about itself, e.g. AD-DRL's attribute accuracy; empty for models without one). ``prepared_dataset``: a loaded data set to reuse, see :func:`build`.
     ``callback_fn(epoch_idx, valid_score)``: called by RecBole's ``fit`` after every validation
     (a Ray Tune trial reports there, so a scheduler can stop it early).
+    ``strict``: a setting no component reads is an error, not a warning.
     """
-    config = Config(model, dataset, config_file_list, config_dict, cmd_args)
-    init_logger(config)
+    config = Config(model, dataset, config_file_list, config_dict, cmd_args, strict=strict)
+    init_run_logger(config)
     logger = getLogger()
     logger.info(config)
 
@@ -128,6 +150,7 @@ def run(
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result or {}),
         "model_file": trainer.saved_model_file if saved else None,
+        "last_model_file": trainer.last_model_file if saved else None,  # resume from here: --resume
         "epochs": len(trainer.train_loss_dict),
         "train_losses": [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)],
         "valid_metric": config["valid_metric"],
@@ -153,7 +176,7 @@ def load_data_and_model(model_file: str, map_location=None):
     config = Config(saved["model"], saved["dataset"], config_dict=checkpoint["overrides"])
     if map_location is not None:
         config["device"] = torch.device(map_location)
-    init_logger(config)
+    init_run_logger(config)
     dataset, train_data, valid_data, test_data, model = build(config)
     model.load_state_dict(checkpoint["state_dict"])
     model.load_other_parameter(checkpoint.get("other_parameter"))

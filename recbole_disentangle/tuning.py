@@ -498,7 +498,11 @@ def run_sweep(
     else:
         files_path = [load_yaml_file(f)["data_path"] for f in config_files if "data_path" in load_yaml_file(f)]
         raw = files_path[-1] if files_path else Config(model, dataset, config_files, settings).internal_config_dict["data_path"]
-        settings["data_path"] = str(Path(raw).resolve())
+        resolved = Path(raw).resolve()
+        # Without a data path of the user's, ml-100k may be RecBole's bundled copy (found from any
+        # folder); naming the default folder for it would make the trials' data path the user's own.
+        if files_path or (resolved / dataset / f"{dataset}.inter").is_file() or dataset != "ml-100k":
+            settings["data_path"] = str(resolved)
     if experiment_dir is None:
         experiment_dir = f"sweeps/{model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     experiment = Path(experiment_dir).resolve()

@@ -13,9 +13,11 @@ import socket
 from logging import getLogger
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from recbole_disentangle import registry
+from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
@@ -107,11 +109,34 @@ def _missing_message(config, reason: str) -> str:
     return text
 
 
+def _misplaced_hint(dataset_folder: Path) -> str:
+    """A sentence when the atomic files sit in data_path itself instead of data_path/<name>/ ('' otherwise)."""
+    name, root = dataset_folder.name, dataset_folder.parent
+    if (root / f"{name}.inter").is_file():
+        return (f" {root / (name + '.inter')} exists: the files must sit in a folder named after the data set, "
+                f"<data_path>/{name}/{name}.inter; move them into {dataset_folder}/.")
+    return ""
+
+
+def _absent_folder(folder: Path) -> str:
+    return "" if folder.is_dir() else f" (The folder {folder} itself does not exist.)"
+
+
 def ensure_dataset_files(config) -> None:
     """Make sure the atomic files exist: RecBole's downloader when allowed and online, else a clear error."""
     name, data_path = config["dataset"], Path(config["data_path"])
+    named = getattr(config, "named_data_path", None)
+    if named is not None:  # ml-100k: the user's data_path lacks it; the shipped copy must not stand in
+        raise DatasetFilesMissing(
+            f"Data set '{name}': data_path names {Path(named).parent}, but {Path(named) / (name + '.inter')} "
+            f"does not exist.{_misplaced_hint(Path(named)) or _absent_folder(Path(named).parent)} RecBole's bundled copy of ml-100k is used only "
+            f"when no data_path is given: drop --data_path to use it."
+        )
     if (data_path / f"{name}.inter").is_file():
         return
+    misplaced = _misplaced_hint(data_path)
+    if misplaced:
+        raise DatasetFilesMissing(f"Data set '{name}': {data_path / (name + '.inter')} does not exist.{misplaced}")
     url = recbole_download_urls().get(name)
     downloadable = url is not None
     if name not in converter_names() and not downloadable:
@@ -144,15 +169,116 @@ def ensure_dataset_files(config) -> None:
 def create_dataset(config):
     """RecBole's Dataset for ``config``, built from atomic files after checking them."""
     ensure_dataset_files(config)
+    files = atomic_files(config)
+    rows = {suffix: count_rows(file, config["field_separator"] or "\t", config["encoding"] or "utf-8")
+            for suffix, file in files.items()}
+    if rows["inter"] == 0:
+        raise DatasetError(f"{files['inter']} has a header but no interactions: add rows, one interaction a line.")
     check_fields(config)
     from recbole.utils import ModelType
 
     dataset_module = importlib.import_module("recbole.data.dataset")
     special = getattr(dataset_module, registry.recbole_base_name(config["model"]) + "Dataset", None)
-    if special is not None:
-        return special(config)
-    type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
-    return getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))(config)
+    if special is None:
+        type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+        special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
+    try:
+        dataset = special(config)
+    except ValueError as err:
+        raise _explain_load_error(config, files, err) from None
+    check_sizes(config, dataset)
+    return dataset
+
+
+def atomic_files(config) -> dict[str, Path]:
+    """Suffix -> path of the atomic files RecBole will read for ``config`` (those that exist)."""
+    from recbole.utils import ModelType
+
+    name, data_path = config["dataset"], Path(config["data_path"])
+    suffixes = ["inter", "user", "item"]
+    if config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
+        suffixes += ["kg", "link"]
+    suffixes += list(config["additional_feat_suffix"] or [])
+    load_col = config["load_col"]
+    files = {}
+    for suffix in suffixes:
+        file = data_path / f"{name}.{suffix}"
+        # load_col lists the files RecBole reads; one it leaves out is never opened.
+        if file.is_file() and (suffix == "inter" or not isinstance(load_col, dict) or suffix in load_col
+                               or suffix in ("kg", "link")):
+            files[suffix] = file
+    return files
+
+
+def _explain_load_error(config, files: dict[str, Path], err: ValueError) -> Exception:
+    """RecBole's read failed: a DatasetError saying where and why, or ``err`` itself when unexplained."""
+    load_col = config["load_col"] if isinstance(config["load_col"], dict) else {}
+    for suffix, file in files.items():
+        message = find_bad_value(file, config["field_separator"] or "\t", config["seq_separator"] or " ",
+                                 config["encoding"] or "utf-8", load_col.get(suffix))
+        if message:
+            return DatasetError(message)
+    if "Some feat is empty" in str(err):
+        filters = {key: config[key] for key in ("val_interval", "user_inter_num_interval", "item_inter_num_interval",
+                                                "rm_dup_inter", "filter_inter_by_user_or_item")
+                   if config[key] not in (None, False)}
+        return DatasetError(
+            f"Data set '{config['dataset']}': no interaction is left after RecBole's filters "
+            f"({', '.join(f'{k}={v}' for k, v in filters.items()) or 'none set'}; paper protocol: "
+            f"paper_min_user_interactions, paper_rating_threshold). Loosen them."
+        )
+    return err
+
+
+def check_split(config, dataset, built) -> None:
+    """Every part the split asks for must hold interactions: an empty test part would end the run
+    with ``test result: None`` and exit 0, an empty validation part would skip model selection."""
+    split = (config["eval_args"] or {}).get("split") or {}
+    wanted = ["train", "test"]
+    if "RS" in split:
+        ratios = list(split["RS"])
+        wanted = [part for part, ratio in zip(("train", "valid", "test"), ratios + [0] * 3) if ratio > 0]
+    elif split.get("LS") == "valid_and_test":
+        wanted = ["train", "valid", "test"]
+    sizes = dict(zip(("train", "valid", "test"), (len(part) for part in built)))
+    empty = [part for part in wanted if sizes[part] == 0]
+    if empty:
+        inter = dataset.inter_feat[dataset.uid_field].numpy() if dataset.uid_field else None
+        most = int(np.bincount(inter).max()) if inter is not None and len(inter) else 0
+        raise DatasetError(
+            f"Data set '{config['dataset']}': the {' and '.join(empty)} part(s) of the split are empty "
+            f"(eval_args split = {split}; {dataset.user_num - 1} users, {dataset.inter_num} interactions, at most "
+            f"{most} per user). A per-user split needs users with enough interactions (3 for train/valid/test): "
+            f"keep such users with user_inter_num_interval: \"[3,inf)\", or change eval_args."
+        )
+
+
+def check_sizes(config, dataset) -> None:
+    """A recommender needs at least two users and two items (one item leaves nothing to rank or to sample)."""
+    users, items = dataset.user_num - 1, dataset.item_num - 1  # RecBole's id 0 is padding
+    if users < 2 or items < 2:
+        raise DatasetError(
+            f"Data set '{config['dataset']}' has {users} user(s) and {items} item(s) after loading and filtering "
+            f"({Path(config['data_path']) / (config['dataset'] + '.inter')}); a recommender needs at least 2 of each."
+        )
+
+
+def check_topk(config, dataset) -> None:
+    """RecBole's ranking metrics take the top k of every item: k must not exceed their number.
+
+    Checked when a run is built for evaluation (quick_start.build), not on every load: loading a
+    small data set for inspection needs no topk.
+    """
+    from recbole.utils import EvaluatorType
+
+    items = dataset.item_num - 1
+    topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
+    if config["eval_protocol"] != "paper" and config["eval_type"] == EvaluatorType.RANKING and max(topk) > items:
+        raise DatasetError(
+            f"topk = {config['topk']} ({config.source_of('topk')}) asks for the top {max(topk)} of data set "
+            f"'{config['dataset']}', which has {items} items: set topk to values of at most {items}, "
+            f"e.g. --topk=[{min(items, 10)}]."
+        )
 
 
 def trains_on_user_batches(config) -> bool:
@@ -209,6 +335,7 @@ def data_preparation(config, dataset):
 
     built = dataset.build()
     train_dataset, valid_dataset, test_dataset = built
+    check_split(config, dataset, built)
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     model_class = registry.get_model(config["model"])
     with as_recbole_model(config):
