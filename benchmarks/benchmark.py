@@ -73,6 +73,40 @@ def absolute_paths(args: list[str], base: Path) -> list[str]:
     return resolved
 
 
+def data_path_of_run(args: list[str], model: str, dataset: str, base: Path) -> list[str]:
+    """``args`` with the run's ``--data_path`` spelled out, absolute (relative ones taken from ``base``).
+
+    The folder a run reads its data from is never in the work folder, so a relative data_path
+    anywhere (the plugin's default ``dataset_atomic/``, a model's or data set's YAML under
+    properties/, a ``--config_files`` YAML, or ``--data_path`` itself when it does not exist yet)
+    means where the user stands, as it does for ``run_recbole_dis.py``. Without this, a run
+    started in the work folder looks for ``<work folder>/dataset_atomic`` and fails. The value
+    is the one the run's Config would take (the last of those layers that sets it), only made
+    absolute, so precedence is unchanged.
+    """
+    import yaml
+
+    value, rest = None, []
+    for arg in args:
+        if arg.startswith("--data_path="):
+            value = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    if value is None:
+        layers = [REPO_ROOT / "properties" / name for name in ("overall.yaml", f"model/{model}.yaml", f"dataset/{dataset}.yaml")]
+        for arg in args:
+            if arg.startswith("--config_files="):
+                layers += [Path(f) if Path(f).is_absolute() else base / f for f in arg.partition("=")[2].split()]
+        for layer in layers:
+            if layer.is_file():
+                found = (yaml.safe_load(layer.read_text(encoding="utf-8")) or {}).get("data_path")
+                value = str(found) if found else value
+    if not value:
+        return rest
+    path = Path(value).expanduser()
+    return [*rest, f"--data_path={path if path.is_absolute() else (base / path).resolve()}"]
+
+
 def run_one(
     label: str, model: str, dataset: str, protocol: str, seed: int, extra: list[str], workdir: Path, resume: bool = False
 ) -> dict:
@@ -145,6 +179,25 @@ def paper_values(name: str | None) -> dict[str, dict[str, float]]:
     return tables[name]
 
 
+def published_for(label: str, published: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    """The published figures of the row ``label`` (``Model:key=value,...``): the entry of
+    paper_values.yaml for the same model whose settings are all among the label's, the most
+    specific one winning. So ``SEM-MacridVAE:visual_init=False`` (an ablation) gets its own
+    figures, never the full model's, while ``SEM-MacridVAE:config_files=...`` gets the model's."""
+    model, _, settings = label.partition(":")
+
+    def pairs(text):
+        return {item.strip().lower() for item in text.split(",") if item.strip()}
+
+    ours, best = pairs(settings), None
+    for name, values in published.items():
+        entry_model, _, entry_settings = name.partition(":")
+        wanted = pairs(entry_settings)
+        if entry_model == model and wanted <= ours and (best is None or len(wanted) > best[0]):
+            best = (len(wanted), values)
+    return best[1] if best else None
+
+
 def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], published: dict | None = None) -> list[str]:
     metrics = PROTOCOL_METRICS[protocol]
     published = published or {}
@@ -166,7 +219,7 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], publishe
             notes.append("trained with held-out users' fold-in interactions")
         if protocol == "paper":
             notes.append(f"SE over {ok[0]['test_result']['users']} test users: ndcg@100 ± {statistics.fmean(r['test_result']['ndcg@100_se'] for r in ok):.4f}")
-            paper = published.get(label.partition(":")[0])
+            paper = published_for(label, published)
             if paper:
                 notes.append("paper: " + " / ".join(f"{paper[m]:.4f}" for m in metrics if m in paper))
         improving = sum(still_improving(r) for r in ok if r.get("valid_scores"))
@@ -305,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             label, model, model_args = parse_model(spec)
             runs[label] = []
             settings = absolute_paths(merge_settings(extra, model_args), Path.cwd())  # the same for every seed
+            settings = data_path_of_run(settings, model, args.dataset, Path.cwd())
             for seed in args.seeds:
                 result = run_one(label, model, args.dataset, protocol, seed, settings, workdir, args.resume)
                 runs[label].append(result)

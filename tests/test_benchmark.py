@@ -39,6 +39,52 @@ def test_relative_paths_given_to_runs_are_resolved_where_the_user_stands(tmp_pat
     assert resolved[1:] == args[1:]  # numbers, absolute paths, names and bare flags stay as typed
 
 
+def test_data_path_is_where_the_user_stands_even_when_only_a_default_names_it(tmp_path):
+    # The docs' recipe: atomic files converted into ./dataset_atomic, no --data_path typed; runs
+    # execute in the work folder, so the plugin's default dataset_atomic/ must mean ./dataset_atomic.
+    (tmp_path / "dataset_atomic" / "ml-latest-small").mkdir(parents=True)
+    args = benchmark.absolute_paths(["--epochs=1"], tmp_path)
+    resolved = benchmark.data_path_of_run(args, "MacridVAE", "ml-latest-small", tmp_path)
+    assert resolved == ["--epochs=1", f"--data_path={(tmp_path / 'dataset_atomic').resolve()}"]
+
+    # A data_path of a --config_files YAML counts (relative to where the user stands), and
+    # --data_path on the command line still wins over it; an absolute one is kept as typed.
+    (tmp_path / "my.yaml").write_text("data_path: mine/\n")
+    with_yaml = ["--config_files=my.yaml"]
+    assert benchmark.data_path_of_run(with_yaml, "MacridVAE", "ml-1m", tmp_path)[-1] == f"--data_path={(tmp_path / 'mine').resolve()}"
+    typed = [*with_yaml, "--data_path=not_yet_made"]
+    assert benchmark.data_path_of_run(typed, "MacridVAE", "ml-1m", tmp_path)[-1] == f"--data_path={(tmp_path / 'not_yet_made').resolve()}"
+    assert benchmark.data_path_of_run(["--data_path=/abs/d"], "MacridVAE", "ml-1m", tmp_path) == ["--data_path=/abs/d"]
+
+
+def test_run_reads_the_data_set_from_where_the_user_stands(tmp_path, monkeypatch):
+    """The whole path from main() to the run's command line: the run's cwd is the work folder,
+    its --data_path the user's folder."""
+    user = tmp_path / "user"
+    (user / "dataset_atomic").mkdir(parents=True)
+    monkeypatch.chdir(user)
+    commands = []
+    monkeypatch.setattr(benchmark, "run_one", lambda *a, **k: (commands.append(a), {"error": "boom"})[1])
+    monkeypatch.setattr(benchmark, "machine", lambda: "test")
+    assert benchmark.main(["--dataset", "ml-latest-small", "--protocols", "paper", "--seeds", "1", "--models", "MacridVAE",
+                           "--out", str(tmp_path / "out.md"), "--workdir", str(tmp_path / "work")]) == 0
+    (run,) = commands  # run_one(label, model, dataset, protocol, seed, settings, workdir, resume)
+    assert run[-2] == tmp_path / "work"
+    assert f"--data_path={(user / 'dataset_atomic').resolve()}" in run[5]
+
+
+def test_an_ablation_row_shows_its_own_paper_figures_never_the_full_models():
+    published = benchmark.paper_values("sem-table2-ml-latest-small")
+    full = published["SEM-MacridVAE"]
+    assert benchmark.published_for("SEM-MacridVAE", published) == full
+    assert benchmark.published_for("SEM-MacridVAE:config_files=a.yaml,kfac=7", published) == full
+    no_visual = benchmark.published_for("SEM-MacridVAE:config_files=a.yaml,visual_init=false", published)
+    assert no_visual == published["SEM-MacridVAE:visual_init=False"] != full
+    assert benchmark.published_for("SEM-MacridVAE:category_supervision=False", published)["ndcg@100"] == 0.34469
+    assert benchmark.published_for("MacridVAE:kfac=2", published) == published["MacridVAE"]
+    assert benchmark.published_for("BPR", published) is None
+
+
 def test_resume_reuses_finished_runs_and_never_a_stale_file_of_a_failed_one(tmp_path, monkeypatch):
     finished = tmp_path / "MacridVAE_kfac_2-paper-1.json"
     finished.write_text('{"test_result": {"ndcg@100": 0.5}}')

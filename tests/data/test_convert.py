@@ -112,6 +112,24 @@ def make_ml_csv(raw: Path) -> None:
     )
 
 
+def make_ml_csv_tags(raw: Path) -> None:
+    """tags.csv as GroupLens ships it (ML-20M and latest-small alike): header, quoted commas."""
+    write_lines(
+        raw / "tags.csv",
+        [
+            "userId,movieId,tag,timestamp",
+            "2,2,board game,1445714994",
+            "7,2,Robin Williams,1445714996",
+            "9,2,Board  Game,1445714992",  # same tag, other case and spacing: kept once, counted twice
+            '7,29,"dark, surreal",1445715207',
+            "7,29,steampunk,1445715200",
+            "7,29,Steampunk,1445715201",
+            "8,29,  ,1445715202",  # a blank tag is no tag
+            "7,999,not in movies.csv,1445715203",
+        ],
+    )
+
+
 def make_netflix(raw: Path) -> None:
     write_lines(
         raw / "training_set" / "mv_0000001.txt",
@@ -227,6 +245,46 @@ def test_ml_csv(tmp_path, name):
             ["150", "Fawlty Towers", "1975", "Comedy"],
         ],
     )
+
+
+@pytest.mark.parametrize("name", ["ml-20m", "ml-latest-small"])
+def test_ml_csv_tags(tmp_path, name):
+    """With tags.csv the .item file gains a tags field (lowercased, whitespace -> '_', deduplicated,
+    most given first); every other field and the .inter file stay as without it."""
+    make_ml_csv(tmp_path / "raw")
+    plain = convert(name, tmp_path / "raw", tmp_path / "plain", progress=False)
+    make_ml_csv_tags(tmp_path / "raw")
+    out = convert(name, tmp_path / "raw", tmp_path / "out", progress=False)
+
+    assert (out / f"{name}.inter").read_bytes() == (plain / f"{name}.inter").read_bytes()
+    header, rows = read_atomic(out / f"{name}.item")
+    assert header == [*ITEM_HEADER, "tags:token_seq"]
+    assert [row[:-1] for row in rows] == read_atomic(plain / f"{name}.item")[1]
+    assert {row[0]: row[-1] for row in rows} == {
+        "2": "board_game robin_williams",
+        "29": "steampunk dark,_surreal",
+        "131": "",
+        "140": "",
+        "150": "",
+    }
+
+
+def test_recbole_loads_ml_csv_tags(tmp_path, workdir, monkeypatch):
+    from recbole.config import Config
+    from recbole.data import create_dataset
+
+    make_ml_csv(tmp_path / "raw")
+    make_ml_csv_tags(tmp_path / "raw")
+    convert("ml-latest-small", tmp_path / "raw", tmp_path / "atomic", progress=False)
+    monkeypatch.setattr(sys, "argv", ["x"])
+    config = Config(
+        model="Pop", dataset="ml-latest-small",
+        config_dict={"data_path": str(tmp_path / "atomic"), "load_col": None, "show_progress": False},
+    )
+    ds = create_dataset(config)
+    tokens = ds.field2id_token["tags"]
+    tags_of_2 = ds.item_feat["tags"][ds.token2id("item_id", "2")].tolist()
+    assert [tokens[t] for t in tags_of_2 if t] == ["board_game", "robin_williams"]
 
 
 def test_netflix(tmp_path):

@@ -248,3 +248,51 @@ def test_every_macridvae_hyper_parameter_has_a_default_here_too():
     macrid = load_yaml_file(properties_dir() / "model" / "MacridVAE.yaml")
     sem = load_yaml_file(properties_dir() / "model" / "SEM-MacridVAE.yaml")
     assert set(macrid) - set(sem) == set()
+
+
+def test_ml_latest_small_demo_settings_load_genres_and_title_genres_tags_features(tmp_path, monkeypatch):
+    """properties/demo/ml-latest-small-15-SEM-MacridVAE.yaml on a hand-made ml-latest-small dump
+    (with tags.csv): the converter's tags reach the text of the feature set, the model reads the
+    genres as categories (6 most frequent + [other] for K = 7) and initialises h_i from the
+    features named title_genres_tags."""
+    from recbole_disentangle.config import properties_dir
+    from recbole_disentangle.data.convert import convert
+    from recbole_disentangle.data.features import item_texts
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    genres = ["Drama", "Comedy", "Action", "Thriller", "Romance", "Horror", "Western", "Sci-Fi"]
+    # Movie m has genre m % 8 and, for even m, Drama too: Drama is the most frequent, and the last
+    # two of the eight share [other].
+    movies = [f"{m},Movie {m} (19{m + 50}),{genres[m % 8]}{'|Drama' if m % 2 == 0 and m % 8 else ''}" for m in range(1, 21)]
+    (raw / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
+    ratings = [f"{u},{m},4.0,{1000 * u + m}" for u in range(1, 9) for m in range(1, 21) if (m + u) % 5]
+    (raw / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(ratings) + "\n")
+    (raw / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,3,Mind Bending,1\n2,3,mind bending,2\n2,3,twist,3\n")
+    data = tmp_path / "data"
+    convert("ml-latest-small", raw, data, progress=False)
+
+    texts = item_texts(data / "ml-latest-small", "ml-latest-small", ["movie_title", "class", "tags"])
+    assert texts["3"] == "Movie 3. Thriller. mind_bending twist"
+    assert texts["4"] == "Movie 4. Romance Drama"  # no tags: the empty field is left out
+    rng = np.random.default_rng(0)
+    save_item_features(data / "ml-latest-small", "ml-latest-small", "title_genres_tags", list(texts),
+                       rng.normal(size=(len(texts), 12)).astype(np.float32))
+
+    monkeypatch.chdir(tmp_path)
+    config = Config("SEM-MacridVAE", "ml-latest-small",
+                    config_file_list=[str(properties_dir() / "demo" / "ml-latest-small-15-SEM-MacridVAE.yaml")],
+                    config_dict={**FAST, "data_path": str(data), "embedding_size": 4, "paper_heldout_users": 2})
+    assert (config["text_features"], config["category_field"], config["kfac"]) == ("title_genres_tags", "class", 7)
+    assert config["paper_min_user_interactions"] == 15 and config["eval_protocol"] == "paper"
+    _, _, _, _, model = build(config)
+    # Drama (10 movies), then the four genres of 3 movies, then one of the three genres of 2
+    # movies (ties go by RecBole's token id); the other two share [other].
+    names = model.category_names
+    assert len(names) == 7 and names[0] == "Drama" and names[-1] == "[other]"
+    assert set(names[1:5]) == {"Comedy", "Action", "Thriller", "Romance"} and names[5] in {"Horror", "Western", "Sci-Fi"}
+    random_init = build(Config("SEM-MacridVAE", "ml-latest-small",
+                               config_file_list=[str(properties_dir() / "demo" / "ml-latest-small-15-SEM-MacridVAE.yaml")],
+                               config_dict={**FAST, "data_path": str(data), "embedding_size": 4, "paper_heldout_users": 2,
+                                            "visual_init": False}))[-1]
+    assert not torch.allclose(model.item_embedding[1:], random_init.item_embedding[1:])

@@ -1,7 +1,9 @@
 """GroupLens MovieLens dumps -> atomic files: ML-100k, ML-1M, ML-20M and ML-latest-small.
 
 The four releases share one output layout and differ only in how their raw files are
-delimited and encoded; each ``convert_*`` below just says how to read its files.
+delimited and encoded; each ``convert_*`` below just says how to read its files. ML-20M and
+ML-latest-small also ship users' free-text tags (tags.csv); where that file is present their
+.item file gets one more field, ``tags`` (see :func:`item_tags`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import pandas as pd
 from pandas.io.parsers import TextFileReader
 from tqdm import tqdm
 
-from .atomic import CHUNK_ROWS, INTER_FIELDS, ITEM_FIELDS, USER_FIELDS, DatasetWriter
+from .atomic import CHUNK_ROWS, INTER_FIELDS, ITEM_FIELDS, USER_FIELDS, DatasetWriter, Fields
+
+# The .item field of ML-20M / latest-small users' tags, written when tags.csv is present.
+TAGS_FIELD = ("tags", "token_seq")
 
 # u.item's 19 genre flag columns, in the file's fixed order (documented in the dump's README).
 GENRES_100K = (
@@ -54,6 +59,24 @@ def pipe_genres_to_tokens(genres: pd.Series) -> pd.Series:
     """"Action|Sci-Fi" -> "Action Sci-Fi" (RecBole's token_seq separator is a space)."""
     genres = genres.replace(NO_GENRES, "")
     return genres.str.replace(" ", "_", regex=False).str.replace("|", " ", regex=False)
+
+
+def item_tags(tags: pd.DataFrame) -> pd.Series:
+    """movieId -> the movie's tags as one token_seq cell, from tags.csv rows (movieId, tag).
+
+    Every tag of every user is lowercased and its whitespace runs become one ``_`` (RecBole's
+    token_seq separator is a space: "Will  Ferrell" -> ``will_ferrell``); a tag given several
+    times, by one user or many, is kept once. A movie's tags are ordered by how many rows give
+    them (most first, ties by first appearance in the file), so that a reader that truncates,
+    such as a sentence encoder with a 256-token window, keeps the tags users agree on.
+    """
+    tag = tags["tag"].fillna("").str.lower().str.strip().str.replace(r"\s+", "_", regex=True)
+    frame = pd.DataFrame({"movieId": tags["movieId"], "tag": tag})
+    frame = frame[frame["tag"] != ""]
+    frame["first"] = np.arange(len(frame))
+    counted = frame.groupby(["movieId", "tag"], sort=False).agg(n=("tag", "size"), first=("first", "min"))
+    counted = counted.reset_index().sort_values(["movieId", "n", "first"], ascending=[True, False, True], kind="stable")
+    return counted.groupby("movieId", sort=False)["tag"].agg(" ".join)
 
 
 def _item_frame(item_ids: pd.Series, titles: pd.Series, genres: pd.Series) -> pd.DataFrame:
@@ -101,9 +124,10 @@ def _write_movielens(
     ratings: Callable[[], TextFileReader],
     items: Callable[[], pd.DataFrame],
     users: Callable[[], pd.DataFrame] | None,
+    item_fields: Fields = ITEM_FIELDS,
 ) -> None:
     """Write <name>.item, <name>.user (if the dump has users) and <name>.inter."""
-    tables = {"inter": INTER_FIELDS, "item": ITEM_FIELDS}
+    tables = {"inter": INTER_FIELDS, "item": item_fields}
     if users is not None:
         tables["user"] = USER_FIELDS
     # The writer refuses existing output first; the readers are callables so that no raw
@@ -173,16 +197,24 @@ def convert_ml_1m(raw_dir: Path, dataset_dir: Path, *, force: bool, progress: bo
 
 
 def convert_ml_csv(raw_dir: Path, dataset_dir: Path, *, force: bool, progress: bool) -> None:
-    """ML-20M and ML-latest-small: ratings.csv and movies.csv (UTF-8 CSV with headers, no users)."""
+    """ML-20M and ML-latest-small: ratings.csv and movies.csv (UTF-8 CSV with headers, no users),
+    and tags.csv (userId, movieId, tag, timestamp) if present: then .item has a ``tags`` field."""
+    tags_file = raw_dir / "tags.csv"
+    with_tags = tags_file.is_file()
 
     def items() -> pd.DataFrame:
         # A real CSV: titles with commas are quoted, so the default quoting applies here.
         raw = pd.read_csv(raw_dir / "movies.csv", dtype=str, keep_default_na=False, engine="c")
-        return _item_frame(raw["movieId"], raw["title"], pipe_genres_to_tokens(raw["genres"]))
+        frame = _item_frame(raw["movieId"], raw["title"], pipe_genres_to_tokens(raw["genres"]))
+        if with_tags:
+            tags = pd.read_csv(tags_file, dtype=str, keep_default_na=False, engine="c", usecols=["movieId", "tag"])
+            frame["tags"] = frame["item_id"].map(item_tags(tags)).fillna("")
+        return frame
 
     _write_movielens(
         dataset_dir, force=force, progress=progress,
         ratings=lambda: _read_ratings(raw_dir / "ratings.csv", ",", has_header=True),
         items=items,
         users=None,
+        item_fields=(*ITEM_FIELDS, TAGS_FIELD) if with_tags else ITEM_FIELDS,
     )
