@@ -92,19 +92,25 @@ def data_path_of_run(args: list[str], model: str, dataset: str, base: Path) -> l
             value = arg.partition("=")[2]
         else:
             rest.append(arg)
+    given = value is not None  # named by the user: on the command line or in their --config_files
     if value is None:
-        layers = [REPO_ROOT / "properties" / name for name in ("overall.yaml", f"model/{model}.yaml", f"dataset/{dataset}.yaml")]
-        for arg in args:
-            if arg.startswith("--config_files="):
-                layers += [Path(f) if Path(f).is_absolute() else base / f for f in arg.partition("=")[2].split()]
-        for layer in layers:
+        defaults = [REPO_ROOT / "properties" / name for name in ("overall.yaml", f"model/{model}.yaml", f"dataset/{dataset}.yaml")]
+        users = [Path(f) if Path(f).is_absolute() else base / f
+                 for arg in args if arg.startswith("--config_files=") for f in arg.partition("=")[2].split()]
+        for layer in [*defaults, *users]:
             if layer.is_file():
                 found = (yaml.safe_load(layer.read_text(encoding="utf-8")) or {}).get("data_path")
-                value = str(found) if found else value
+                if found:
+                    value, given = str(found), layer in users
     if not value:
         return rest
     path = Path(value).expanduser()
-    return [*rest, f"--data_path={path if path.is_absolute() else (base / path).resolve()}"]
+    path = path if path.is_absolute() else (base / path).resolve()
+    if not given and not (path / dataset / f"{dataset}.inter").is_file():
+        # A default folder without the data set: the run must not be told a data path, so that
+        # ml-100k falls back to RecBole's bundled copy (a data path the user names never does).
+        return rest
+    return [*rest, f"--data_path={path}"]
 
 
 def run_one(

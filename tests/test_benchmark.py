@@ -43,9 +43,13 @@ def test_data_path_is_where_the_user_stands_even_when_only_a_default_names_it(tm
     # The docs' recipe: atomic files converted into ./dataset_atomic, no --data_path typed; runs
     # execute in the work folder, so the plugin's default dataset_atomic/ must mean ./dataset_atomic.
     (tmp_path / "dataset_atomic" / "ml-latest-small").mkdir(parents=True)
+    (tmp_path / "dataset_atomic" / "ml-latest-small" / "ml-latest-small.inter").write_text("user_id:token\n")
     args = benchmark.absolute_paths(["--epochs=1"], tmp_path)
     resolved = benchmark.data_path_of_run(args, "MacridVAE", "ml-latest-small", tmp_path)
     assert resolved == ["--epochs=1", f"--data_path={(tmp_path / 'dataset_atomic').resolve()}"]
+    # The default folder without the data set is not passed on: ml-100k then comes from RecBole's
+    # wheel, which a run refuses once it is told a data path that lacks the data set.
+    assert benchmark.data_path_of_run(args, "MacridVAE", "ml-100k", tmp_path) == ["--epochs=1"]
 
     # A data_path of a --config_files YAML counts (relative to where the user stands), and
     # --data_path on the command line still wins over it; an absolute one is kept as typed.
@@ -61,7 +65,8 @@ def test_run_reads_the_data_set_from_where_the_user_stands(tmp_path, monkeypatch
     """The whole path from main() to the run's command line: the run's cwd is the work folder,
     its --data_path the user's folder."""
     user = tmp_path / "user"
-    (user / "dataset_atomic").mkdir(parents=True)
+    (user / "dataset_atomic" / "ml-latest-small").mkdir(parents=True)
+    (user / "dataset_atomic" / "ml-latest-small" / "ml-latest-small.inter").write_text("user_id:token\n")
     monkeypatch.chdir(user)
     commands = []
     monkeypatch.setattr(benchmark, "run_one", lambda *a, **k: (commands.append(a), {"error": "boom"})[1])
