@@ -123,3 +123,44 @@ def test_sem_macridvae_refuses_adaptive_k_with_category_supervision(workdir):
     with pytest.raises(ConfigError, match="adaptive_k"):
         Config("SEM-MacridVAE", "no-such-data", config_dict={"adaptive_k": True, "category_field": "class", "text_features": "t"})
 
+
+# ---- prototype re-centring -------------------------------------------------------------------
+def test_recentring_moves_each_prototype_to_the_mean_direction_of_its_items(ml100k):
+    _, (_, _, _, _, model) = ml100k()
+    planted_by_hand(model, duplicate=False)  # items around e_0..e_3, prototypes on them
+    with torch.no_grad():
+        rotation = torch.linalg.qr(torch.randn(model.embedding_size, model.embedding_size, generator=torch.Generator().manual_seed(1)))[0]
+        turned = torch.eye(model.embedding_size)[:4] + 0.3 * rotation[:4]  # still nearest its own items
+        model.prototypes.copy_(turned * torch.tensor([[1.0], [2.0], [0.5], [1.5]]))
+    lengths = model.prototypes.norm(dim=1).clone()
+    p = torch.softmax(model.concept_logits()[model.trained_items], dim=1)
+    h = F.normalize(model.item_embedding[model.trained_items], dim=1)
+    n = model.history.sum(0).A1[model.trained_items.numpy()]  # training interactions per item
+    expected = F.normalize((p * torch.as_tensor(n, dtype=torch.float32).unsqueeze(1)).t() @ h, dim=1)  # the M-step, by hand
+    model.recentre_prototypes(1.0)
+    assert torch.allclose(model.prototypes.norm(dim=1), lengths, atol=1e-5)  # Eq. 6 reads only directions
+    assert torch.allclose(F.normalize(model.prototypes, dim=1), expected, atol=1e-5)
+    assert (F.normalize(model.prototypes, dim=1) @ torch.eye(model.embedding_size)[:4].T).diagonal().min() > 0.99
+
+
+def test_recentring_runs_before_each_training_step_and_only_for_cosine(ml100k):
+    _, (_, train_data, _, _, cosine) = ml100k(prototype_recentring=0.5)
+    _, (_, _, _, _, inner) = ml100k(prototype_recentring=0.5, similarity="inner")
+    batch = next(iter(train_data))
+    for model, moves in ((cosine, True), (inner, False)):
+        model.train()
+        before = model.prototypes.detach().clone()
+        model.calculate_loss(batch)  # no optimizer step: any change is the re-centring
+        assert (not torch.equal(before, model.prototypes)) == moves
+        model.eval()
+        before = model.prototypes.detach().clone()
+        with torch.no_grad():
+            model.calculate_loss(batch)  # validation losses never move m
+        assert torch.equal(before, model.prototypes)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True])
+def test_invalid_recentring_rate_is_rejected(workdir, value):
+    with pytest.raises(ConfigError, match="prototype_recentring"):
+        Config("MacridVAE", "no-such-data", config_dict={"prototype_recentring": value})
+
