@@ -49,6 +49,11 @@ class SafeCheckpointMixin:
         started = time.perf_counter()
         try:
             loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+            # A model may change itself between epochs (MacridVAE's adaptive K merges concepts);
+            # inside the timed block, so seconds per epoch include what that costs.
+            on_epoch_end = getattr(self.model, "on_epoch_end", None)
+            if callable(on_epoch_end):
+                on_epoch_end()
         finally:
             self.train_seconds += time.perf_counter() - started
         fitting = getattr(self, "_fitting", None)

@@ -3,7 +3,9 @@
 The generative story (all draws from one ``numpy.random.Generator(seed)``, so a seed fixes the
 data set byte for byte):
 
-1. K concepts with ``items_per_concept`` items each. Every item i has its concept k_i and F planted
+1. K concepts with ``items_per_concept`` items each, or with ``concept_sizes`` (one item count per
+   concept, e.g. 400 250 150 100 100: unequal concepts, where a model's concepts cannot just split
+   the catalogue evenly). Every item i has its concept k_i and F planted
    factors f_i in [0, 1]^F, drawn uniformly (the "size" and "colour" of the paper's Sec. 2.1).
 2. Every user u mixes 2 or 3 concepts (``min_concepts``..``max_concepts``, uniform), with mixing
    weights w_u ~ Dirichlet(1), and has for each of them a preferred factor position
@@ -54,6 +56,7 @@ DEFAULTS = {
     "factor_width": (0.15,),
     "noise": 0.02,
     "seed": 0,
+    "concept_sizes": None,
 }
 
 
@@ -83,8 +86,21 @@ def generate(
     factor_width: float | tuple[float, ...] = DEFAULTS["factor_width"],
     noise: float = DEFAULTS["noise"],
     seed: int = DEFAULTS["seed"],
+    concept_sizes: tuple[int, ...] | None = DEFAULTS["concept_sizes"],
 ) -> PlantedData:
-    """Draw a planted data set (see the module docstring for the generative story)."""
+    """Draw a planted data set (see the module docstring for the generative story).
+
+    ``concept_sizes``: items per concept, one count per concept; it replaces ``items_per_concept``
+    and its length must equal ``n_concepts``. ``None`` (the default) = ``items_per_concept`` each,
+    drawn exactly as before the option existed (same seed, same bytes).
+    """
+    if concept_sizes is not None:
+        sizes = [int(n) for n in concept_sizes]
+        if len(sizes) != n_concepts or min(sizes) < 1:
+            raise ValueError(
+                f"concept_sizes = {list(concept_sizes)}: need one item count >= 1 per concept "
+                f"(n_concepts = {n_concepts}); set --n_concepts {len(sizes)} to match."
+            )
     if not 1 <= min_concepts <= max_concepts <= n_concepts:
         raise ValueError(
             f"need 1 <= min_concepts ({min_concepts}) <= max_concepts ({max_concepts}) <= n_concepts ({n_concepts})."
@@ -98,13 +114,14 @@ def generate(
         widths = np.full(n_factors, widths[0])
     if widths.shape != (n_factors,) or (widths <= 0).any():
         raise ValueError(f"factor_width = {factor_width}: need one width > 0, or one per factor ({n_factors}).")
-    n_items = n_concepts * items_per_concept
+    sizes = [items_per_concept] * n_concepts if concept_sizes is None else sizes
+    n_items = sum(sizes)
     max_n = min(n_items, int(interactions_per_user * 3) + min_interactions)
     if min_interactions > n_items:
         raise ValueError(f"min_interactions = {min_interactions} exceeds the {n_items} items.")
     rng = np.random.default_rng(seed)
 
-    item_concept = np.repeat(np.arange(n_concepts), items_per_concept)
+    item_concept = np.repeat(np.arange(n_concepts), sizes)
     item_factors = rng.random((n_items, n_factors))
 
     # Users: which concepts, with which weights, and where in factor space.
@@ -197,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 "--factor_width", type=float, nargs="+", default=list(value),
                 help=f"kernel width, one for all factors or one per factor (default: {' '.join(map(str, value))})",
+            )
+            continue
+        if key == "concept_sizes":
+            parser.add_argument(
+                "--concept_sizes", type=int, nargs="+", default=None, metavar="N",
+                help="items of each concept, one count per concept (replaces --items_per_concept; "
+                "their number must equal --n_concepts), e.g. --n_concepts 5 --concept_sizes 400 250 150 100 100",
             )
             continue
         parser.add_argument(f"--{key}", type=type(value), default=value, help=f"(default: {value})")

@@ -128,7 +128,11 @@ class ConceptEncoder(nn.Module):
         n_concepts = log_c.shape[1]
         # x_ui * c_ik for every stored (u, i) and every k: (nnz, K).
         weighted = batch.values.unsqueeze(1) * log_c[batch.cols].exp()
-        norm = segment_sum(weighted.pow(2), batch.rows, batch.batch_size).sqrt()  # (B, K)
+        # sqrt(sum + EPS^2), not sqrt(sum): the same value (EPS^2 = 1e-16 vanishes beside any
+        # sum of squares a float32 can tell from 0, and an empty concept still gets norm EPS),
+        # but a finite gradient where a concept is empty for a user (all its c_ik = 0, e.g. a
+        # concept switched off by adaptive K), where d sqrt(s)/ds at s = 0 would make NaN.
+        norm = (segment_sum(weighted.pow(2), batch.rows, batch.batch_size) + EPS**2).sqrt()  # (B, K)
         weighted = weighted / norm.clamp_min(EPS)[batch.rows]
         weighted = F.dropout(weighted, self.dropout, self.training)
         # sum_i w_uik t_i as one sparse product: row (u, k) of a (B*K, n_items) matrix times t.

@@ -19,6 +19,7 @@ Differences from RecBole's own MacridVAE (reachable as ``RecBoleMacridVAE``):
 from __future__ import annotations
 
 import math
+from logging import getLogger
 
 import numpy as np
 import torch
@@ -43,6 +44,20 @@ from recbole_disentangle.model.layers import (
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
 
+def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (nats, in [0, ln 2]) between every pair of rows of ``distributions``
+    (K, M), each a probability distribution: JS(P, Q) = KL(P || A)/2 + KL(Q || A)/2, A = (P + Q)/2.
+    Terms with p = 0 are 0 (the limit of p ln p)."""
+    p = distributions.unsqueeze(1)  # (K, 1, M)
+    q = distributions.unsqueeze(0)  # (1, K, M)
+    mean = 0.5 * (p + q)
+
+    def kl_to_mean(x):
+        return torch.where(x > 0, x * (torch.log(x.clamp_min(1e-30)) - torch.log(mean.clamp_min(1e-30))), torch.zeros_like(x)).sum(-1)
+
+    return 0.5 * kl_to_mean(p) + 0.5 * kl_to_mean(q)
+
+
 class MacridVAE(GeneralRecommender):
     r"""MacridVAE with the paper's equations.
 
@@ -54,7 +69,11 @@ class MacridVAE(GeneralRecommender):
     term, reached by annealing over ``anneal_epochs``), ``dropout_prob``, ``encoder_hidden_size``
     (hidden layers of f_nn), ``reg_weight`` (L2 on the weights), ``similarity`` (``cosine`` or
     the ablation ``inner``), ``gumbel_temperature``, ``sampled_negatives`` (0 = full softmax) and
-    ``sampling_distribution`` (``uniform`` or ``popularity``) for the sampled softmax.
+    ``sampling_distribution`` (``uniform`` or ``popularity``) for the sampled softmax,
+    ``adaptive_k`` and ``merge_threshold`` (start with K = ``kfac`` concepts and merge two after an
+    epoch when their item distributions are alike, SEM-MacridVAE paper Sec. 4.1.4; see
+    :meth:`merge_concepts`) and ``prototype_recentring`` (how far m_k moves toward the mean
+    direction of its items before each training step; see :meth:`recentre_prototypes`).
     """
 
     input_type = InputType.POINTWISE
@@ -74,8 +93,22 @@ class MacridVAE(GeneralRecommender):
         self.gumbel_temperature = config["gumbel_temperature"]
         self.test_assignment = config["test_assignment"]
         self.sampled_negatives = config["sampled_negatives"]
+        self.adaptive_k = config["adaptive_k"]
+        self.merge_threshold = config["merge_threshold"]
+        self.prototype_recentring = config["prototype_recentring"]
 
         self.set_history(dataset.inter_matrix(form="csr"))
+        # Training interactions per item, and the items that have some: the only ones whose h_i
+        # the data has shaped (the others keep their random initialisation), so the only ones
+        # that define concepts. Under the paper protocol the held-out users' fold-in rows are
+        # in the history but are not trained on.
+        training_rows = self.history
+        if getattr(dataset, "training_users", None) is not None:
+            training_rows = self.history[np.asarray(dataset.training_users)]
+        degree = np.asarray(training_rows.sum(axis=0), dtype=np.float32).ravel()
+        degree[0] = 0.0  # RecBole's padding item
+        self.register_buffer("item_degree", torch.from_numpy(degree), persistent=False)
+        self.register_buffer("trained_items", torch.from_numpy(np.flatnonzero(degree > 0)), persistent=False)
         # beta_t = min(beta, t / T), T = anneal_epochs epochs of batches (authors' code). Under
         # the paper protocol the history also holds held-out users' fold-in rows, which are
         # not trained on: the data set then names its training users.
@@ -83,6 +116,10 @@ class MacridVAE(GeneralRecommender):
         batches_per_epoch = math.ceil(n_training_users / config["train_batch_size"])
         self.total_anneal_steps = config["anneal_epochs"] * batches_per_epoch
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
+        # Adaptive K keeps every tensor K-sized (parameters, optimizer state, checkpoints) and
+        # switches merged concepts off here; saved only when on, so checkpoints of models
+        # without it load as before.
+        self.register_buffer("concept_active", torch.ones(self.kfac, dtype=torch.bool), persistent=self.adaptive_k)
 
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, self.embedding_size))  # h_i
         self.prototypes = nn.Parameter(torch.empty(self.kfac, self.embedding_size))  # m_k
@@ -129,6 +166,14 @@ class MacridVAE(GeneralRecommender):
             fail("sampled_negatives", "it must be an integer >= 0 (0 = full softmax)")
         if config["sampling_distribution"] not in SAMPLING_DISTRIBUTIONS:
             fail("sampling_distribution", f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}")
+        if not isinstance(config["adaptive_k"], bool):
+            fail("adaptive_k", "it must be True or False")
+        rate = config["prototype_recentring"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            fail("prototype_recentring", "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)")
+        threshold = config["merge_threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= math.log(2):
+            fail("merge_threshold", "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]")
 
     def reset_parameters(self) -> None:
         # Xavier-uniform weights and N(0, 0.001) biases, as in the authors' code.
@@ -170,8 +215,15 @@ class MacridVAE(GeneralRecommender):
 
     # ---- model --------------------------------------------------------------------------
     def concept_logits(self) -> torch.Tensor:
-        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6."""
-        return similarity_matrix(self.item_embedding, self.prototypes, self.similarity) / self.tau
+        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6.
+
+        Concepts merged away by adaptive K get -inf: p(c_i = k) = 0, so they take no part in the
+        encoder or decoder and receive no gradient.
+        """
+        logits = similarity_matrix(self.item_embedding, self.prototypes, self.similarity) / self.tau
+        if self.adaptive_k:
+            logits = logits.masked_fill(~self.concept_active, float("-inf"))
+        return logits
 
     def log_concepts(self) -> torch.Tensor:
         """ln c_i for every item, (n_items, K): Eq. 6, sampled in training, the mode (or softmax) at test."""
@@ -245,7 +297,12 @@ class MacridVAE(GeneralRecommender):
         is dropped (authors' code); the inner-product ablation keeps it.
         """
         include_mean = self.similarity != "cosine"
-        return gaussian_kl_to_prior(mu, log_var_ratio, self.sigma0, include_mean).sum(dim=1).mean()
+        kl = gaussian_kl_to_prior(mu, log_var_ratio, self.sigma0, include_mean)  # (B, K)
+        if self.adaptive_k:
+            # A merged concept's z_u is the encoder's output for an empty input: no posterior of
+            # the model, so its KL would only pull the shared f_nn toward that point.
+            kl = kl * self.concept_active
+        return kl.sum(dim=1).mean()
 
     def reg_loss(self) -> torch.Tensor:
         """L2 on the weight matrices (h, m, t and f_nn), as the authors' code applies it."""
@@ -253,6 +310,10 @@ class MacridVAE(GeneralRecommender):
         return self.reg_weight * sum(w.pow(2).sum() for w in weights)
 
     def calculate_loss(self, interaction):
+        if self.training and self.prototype_recentring > 0 and self.similarity == "cosine":
+            # Before the step's forward pass, so the step trains h, t and f_nn against the
+            # re-centred m (see recentre_prototypes for why m_k needs this).
+            self.recentre_prototypes(self.prototype_recentring)
         batch = self.user_rows(interaction[self.USER_ID])
         log_c = self.log_concepts()
         z, mu, log_var_ratio = self.encode(batch, log_c)
@@ -262,6 +323,90 @@ class MacridVAE(GeneralRecommender):
         if self.training:
             self.anneal_step += 1
         return loss
+
+    # ---- adaptive K (SEM-MacridVAE paper, Sec. 4.1.4) -----------------------------------------
+    # ---- prototype re-centring ----------------------------------------------------------
+    @torch.no_grad()
+    def recentre_prototypes(self, rate: float) -> None:
+        """m_k <- (1 - rate) m_k + rate * |m_k| * normalise(sum_i n_i p(k|i) h_i / |h_i|), n_i = the
+        item's training interactions.
+
+        Why: h_i learns from every interaction of item i, m_k only through the Gumbel-sampled c_i;
+        on planted data the items form their concept clusters within ~5 epochs while the m_k turn
+        ~0.03 rad per epoch (Xavier gives m a norm 3x that of h, and Adam's step per coordinate is
+        ~lr however small the noisy gradient), so the argmax of p(c_i) matches the planted
+        concepts only after 40-60 epochs, often after early stopping has kept an earlier model.
+
+        What: with cosine similarity p(k|i) = softmax_k(cos(h_i, m_k) / tau) (Eq. 6) is the
+        posterior of an equal-weight mixture of von Mises-Fisher components with mean directions
+        m_k / |m_k| and concentration 1 / tau; the direction above is that mixture's M-step for
+        m_k (spherical soft k-means). Each item counts as often as it was adopted (n_i), as in
+        the ELBO, which sums over interactions: weighted per item instead, the M-step split the
+        largest, sparsely adopted concept of planted data with unequal concepts (400/250/150/100/
+        100 items) and merged two small ones (concept NMI 0.71-0.82 over 5 seeds, against 0.90+
+        weighted by n_i). Eq. 6 and the ELBO are unchanged: m_k still gets its gradient, this only
+        moves it faster toward its items. Only the direction of m_k enters Eq. 6, so its length
+        is kept.
+        """
+        items = self.trained_items
+        p = torch.softmax(self.concept_logits()[items], dim=1)  # (n, K); switched-off concepts get 0
+        p = p * self.item_degree[items].unsqueeze(1)
+        directions = F.normalize(p.t() @ F.normalize(self.item_embedding[items], dim=1, eps=EPS), dim=1, eps=EPS)
+        has_items = p.sum(0) > 0
+        length = self.prototypes.norm(dim=1, keepdim=True)
+        updated = (1.0 - rate) * self.prototypes + rate * length * directions
+        self.prototypes.copy_(torch.where(has_items.unsqueeze(1), updated, self.prototypes))
+
+    def on_epoch_end(self) -> None:
+        """Called by the trainer after every training epoch."""
+        if self.adaptive_k:
+            self.merge_concepts()
+
+    def concept_item_distributions(self) -> torch.Tensor:
+        """p(i|k) for the active concepts, (K_active, n_trained_items): Bayes from p(k|i) =
+        softmax(s_i) with a uniform p(i) over the items that have training interactions."""
+        trained = self.trained_items
+        p_k_given_i = torch.softmax(self.concept_logits()[trained][:, self.concept_active], dim=1)
+        return (p_k_given_i / p_k_given_i.sum(0, keepdim=True).clamp_min(EPS)).t()
+
+    @torch.no_grad()
+    def merge_concepts(self) -> tuple[int, int] | None:
+        """Merge the two concepts whose p(i|k) are closest if their Jensen-Shannon divergence is
+        below ``merge_threshold``; returns the (kept, removed) concept indices, or None.
+
+        One merge per call (after an epoch): merging changes p(k|i) of every item the two shared,
+        so the other pairs are judged again after training on the merged model. The kept
+        prototype becomes the mean of the two (for cosine the mean direction, at their mean
+        length, since only the direction enters Eq. 6); the removed one stays in the tensor,
+        switched off in ``concept_active``, so parameter shapes and optimizer state never change.
+
+        What it detects: two prototypes over the same items. Two prototypes that split one
+        concept cover disjoint items, as two concepts do, and are not merged: on planted data with
+        5 concepts a start at K = 10 kept 10 (docs/results.md, "Concepts that form in every run").
+        """
+        active = torch.nonzero(self.concept_active).view(-1)
+        if len(active) < 2:
+            return None
+        js = js_divergence_matrix(self.concept_item_distributions())
+        js.fill_diagonal_(float("inf"))
+        flat = int(torch.argmin(js))
+        a, b = divmod(flat, len(active))
+        if js[a, b] >= self.merge_threshold:
+            return None
+        keep, drop = int(active[min(a, b)]), int(active[max(a, b)])
+        m_keep, m_drop = self.prototypes[keep], self.prototypes[drop]
+        if self.similarity == "cosine":
+            length = 0.5 * (m_keep.norm() + m_drop.norm())
+            merged = F.normalize(F.normalize(m_keep, dim=0, eps=EPS) + F.normalize(m_drop, dim=0, eps=EPS), dim=0, eps=EPS) * length
+        else:
+            merged = 0.5 * (m_keep + m_drop)
+        self.prototypes[keep] = merged
+        self.concept_active[drop] = False
+        getLogger().info(
+            f"MacridVAE adaptive K: merged concept {drop} into {keep} (JS divergence {js[a, b].item():.4g} < "
+            f"{self.merge_threshold}); {int(self.concept_active.sum())} concepts remain."
+        )
+        return keep, drop
 
     # ---- prediction ---------------------------------------------------------------------
     def full_sort_predict(self, interaction):

@@ -112,6 +112,11 @@ class SEMMacridVAE(MacridVAE):
                 "set; make one with `python -m recbole_disentangle.data.features` and pass e.g. "
                 "--text_features=title, or switch the initialisation off with --visual_init=False."
             )
+        if config["adaptive_k"] and config["category_supervision"]:
+            raise ConfigError(
+                f"{model}: adaptive_k merges concepts, but category_supervision ties concept k to category k "
+                "(K = the number of categories); switch one off (--adaptive_k=False or --category_supervision=False)."
+            )
         if config["category_supervision"] and not config["category_field"]:
             raise ConfigError(
                 f"{model}: category_supervision is on but 'category_field' is not set; name a token or "
