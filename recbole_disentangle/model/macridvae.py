@@ -324,7 +324,6 @@ class MacridVAE(GeneralRecommender):
             self.anneal_step += 1
         return loss
 
-    # ---- adaptive K (SEM-MacridVAE paper, Sec. 4.1.4) -----------------------------------------
     # ---- prototype re-centring ----------------------------------------------------------
     @torch.no_grad()
     def recentre_prototypes(self, rate: float) -> None:
@@ -357,6 +356,7 @@ class MacridVAE(GeneralRecommender):
         updated = (1.0 - rate) * self.prototypes + rate * length * directions
         self.prototypes.copy_(torch.where(has_items.unsqueeze(1), updated, self.prototypes))
 
+    # ---- adaptive K (SEM-MacridVAE paper, Sec. 4.1.4) -----------------------------------------
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch."""
         if self.adaptive_k:
