@@ -64,16 +64,18 @@ def test_every_shipped_space_names_settings_the_model_has(space):
             assert inner in known[outer], f"{space.name}: {key}"
 
 
-def test_macridvae_space_is_the_papers():
-    searched, _ = read_space(properties_dir() / "tune" / "MacridVAE.yaml")
-    assert searched["std"] == Dist("uniform", [0.075, 0.5])
-    assert searched["beta"] == Dist("uniform", [0.0, 100.0])
-    assert searched["kfac"] == Dist("randint", [1, 21])  # 1..20, Ray excludes the upper bound
-    assert searched["learning_rate"] == Dist("loguniform", [1e-8, 1.0])
-    assert searched["reg_weight"] == Dist("loguniform", [1e-12, 1.0])
-    assert searched["dropout_prob"] == Dist("uniform", [0.05, 1.0])
-    assert searched["encoder_hidden_size"] == {"layers": Dist("randint", [0, 4]), "units": Dist("qrandint", [50, 700, 50])}
-    assert "embedding_size" not in searched and "tau" not in searched  # fixed in the papers
+def test_macridvae_space_has_the_baselines_ranges():
+    # Equal budgets need equal ranges: 20 TPE trials in the papers' learning rate 1e-8..1 and
+    # beta 0..100 were mostly spent on settings that do not train (docs/results.md).
+    ours, ours_fixed = read_space(properties_dir() / "tune" / "MacridVAE.yaml")
+    recbole_macrid, recbole_fixed = read_space(properties_dir() / "tune" / "RecBoleMacridVAE.yaml")
+    multivae, multivae_fixed = read_space(properties_dir() / "tune" / "MultiVAE.yaml")
+    for key in ("learning_rate", "dropout_prob", "encoder_hidden_size", "kfac", "anneal_epochs"):
+        assert ours[key] == recbole_macrid[key], key
+    assert ours["beta"] == recbole_macrid["anneal_cap"] == multivae["anneal_cap"]  # the KL weight's cap
+    assert ours["std"] == Dist("uniform", [0.075, 0.5])  # sigma0: the papers' range
+    assert ours_fixed["train_batch_size"] == recbole_fixed["train_batch_size"] == multivae_fixed["train_batch_size"] == 100
+    assert "embedding_size" not in ours and "tau" not in ours  # fixed in the papers
 
 
 def test_recbole_and_ray_forms_and_fixed_values(tmp_path):
