@@ -44,7 +44,10 @@ def format_loss(loss) -> str:
     """A training loss (RecBole keeps a tuple for models with several terms: their sum is trained)."""
     if isinstance(loss, (tuple, list)):
         loss = sum(float(part) for part in loss)
-    return f"{float(loss):.5g}"
+    loss = float(loss)
+    # Five significant digits with a fixed number of decimals, so that epoch lines stay aligned.
+    decimals = max(1, 5 - len(str(int(abs(loss))))) if abs(loss) < 1e15 else 0
+    return f"{loss:.{decimals}f}"
 
 
 def format_epoch_line(epoch: int, epochs: int, loss, metric: str | None = None, score: float | None = None,
