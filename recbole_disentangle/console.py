@@ -7,7 +7,7 @@ epoch, results as an ``OrderedDict``). The log file keeps all of that; the conso
   each came from (``Config.changed_settings``);
 - one line on the data (users, items, interactions, split);
 - one line per epoch: epoch i/N, training loss, validation metric, best so far, early-stopping
-  patience left, elapsed and (at most) remaining time;
+  patience left (or the early stop), elapsed and (at most) remaining time;
 - an aligned table of the test metrics and the paths of what the run wrote.
 
 ``verbosity``: ``normal`` (the above; RecBole's own log lines only from WARNING up), ``quiet``
@@ -67,7 +67,7 @@ def format_epoch_line(epoch: int, epochs: int, loss, metric: str | None = None, 
         if best is not None:
             parts.append(f"best {best:.4f}" + (f" (epoch {best_epoch})" if best_epoch is not None else ""))
         if patience_left is not None:
-            parts.append(f"patience {patience_left} left")
+            parts.append(f"patience {patience_left} left" if patience_left >= 0 else "early stop")
     timing = f"{format_duration(elapsed)} elapsed"
     if remaining is not None:
         timing += f", ≤ {format_duration(remaining)} left"
@@ -193,7 +193,7 @@ class Console:
         if self.verbosity == "verbose":
             return  # RecBole's log prints the whole configuration
         self.say(*settings_lines(config),
-                 f"Full configuration: {log_file or 'the log file'} (or run with --verbose)")
+                 f"Full configuration: {shown_path(log_file) if log_file else 'the log file'} (or run with --verbose)")
 
     def data(self, config, dataset, train_data, valid_data, test_data, model) -> None:
         parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -226,7 +226,8 @@ class Console:
             self._best_epoch = epoch_idx + 1
         self.say(format_epoch_line(
             epoch_idx + 1, trainer.epochs, loss, self._metric, float(valid_score), float(trainer.best_valid_score),
-            self._best_epoch, max(trainer.stopping_step - trainer.cur_step, 0), elapsed, remaining,
+            # RecBole stops once cur_step exceeds stopping_step: a negative patience is that stop.
+            self._best_epoch, trainer.stopping_step - trainer.cur_step, elapsed, remaining,
         ))
 
     def finish(self, result: dict, paths: dict[str, str | None]) -> None:

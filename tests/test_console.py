@@ -28,6 +28,7 @@ def test_epoch_line_says_epoch_of_budget_loss_metric_best_patience_and_time():
     # A model with several loss terms: the sum is what was trained.
     assert "loss 3" in format_epoch_line(1, 5, (1.0, 2.0))
     assert "not validated" in format_epoch_line(2, 5, 1.0, elapsed=1, remaining=3)
+    assert "early stop" in format_epoch_line(30, 200, 1.0, "ndcg@10", 0.1, best=0.2, patience_left=-1)
 
 
 def test_durations_and_aligned_columns():
