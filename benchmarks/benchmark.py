@@ -12,7 +12,11 @@ memory is that run's own and nothing leaks between runs. A model is a name accep
 runs (e.g. ``-- --epochs=100 --paper_heldout_users=50``).
 
 The markdown table (mean +- spread over seeds, seconds per training epoch, peak memory) goes
-into ``--out`` between ``<!-- benchmark:NAME -->`` markers; the rest of that file is kept.
+into ``--out`` between ``<!-- benchmark:NAME -->`` markers; the rest of that file is kept. Beside
+each table, a PNG per protocol in ``figures/`` next to ``--out`` (one bar per model with its
+standard error, the paper's value marked where ``--paper_table`` has one; with ``--speed_figure``
+also seconds per epoch and peak memory per model), linked from the section. ``--resume`` with the
+same command re-renders the section and its figures from the saved results without training.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # the package of this checkout, for its report and figures
+
+from recbole_disentangle import figures  # noqa: E402
+from recbole_disentangle.report import paired_differences  # noqa: E402
+
 PAPER_VALUES = Path(__file__).resolve().parent / "paper_values.yaml"
 PROTOCOL_METRICS = {
     "paper": ["ndcg@100", "recall@20", "recall@50"],
@@ -246,55 +255,68 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], publishe
     return lines
 
 
-def paired_differences(runs: dict[str, list[dict]], reference: str, metrics: list[str]) -> list[str]:
-    """Reference model minus each other model, paired on the same test users of the same seed.
+def figure_path(out: Path, section: str, protocol: str, kind: str = "") -> Path:
+    """``figures/<section>-<protocol>[-kind].png`` beside the markdown file ``out``."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{section}-{protocol}" + (f"-{kind}" if kind else ""))
+    return out.parent / "figures" / f"{stem}.png"
 
-    Every seed holds out its own users, and every model of a seed is tested on the same ones, so
-    a (seed, user) pair gives one difference per metric. Reported: the mean difference, its
-    standard error over those pairs (the paired SE; the verdict uses it: a margin under two
-    paired SEs is a tie), and the standard error of the per-seed mean differences, which also
-    carries training noise.
+
+def metric_figure(path: Path, protocol: str, runs: dict[str, list[dict]], published: dict | None = None) -> Path | None:
+    """One bar per model and metric: the mean over seeds with its standard error, the paper's value marked.
+
+    The paper protocol's error bar is the standard error over the test users (the mean over seeds
+    of each run's own, as the papers report theirs); the RecBole protocol keeps no per-user
+    scores, so there it is the standard error over seeds (none with one seed).
     """
-    if reference not in runs:
+    metrics = PROTOCOL_METRICS[protocol]
+    ok = {label: [r for r in results if "error" not in r] for label, results in runs.items()}
+    labels = [label for label, results in ok.items() if results]
+    if not labels:
+        return None
+    seeds = max(len(ok[label]) for label in labels)
+    means, errors, reference = {}, {}, {}
+    for metric in metrics:
+        means[metric] = [statistics.fmean(r["test_result"][metric] for r in ok[label]) for label in labels]
+        if protocol == "paper":
+            errors[metric] = [statistics.fmean(r["test_result"][f"{metric}_se"] for r in ok[label]) for label in labels]
+        else:
+            errors[metric] = [statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
+                              for values in ([r["test_result"][metric] for r in ok[label]] for label in labels)]
+        reference[metric] = [(published_for(label, published or {}) or {}).get(metric) for label in labels]
+    if protocol == "paper":
+        users = ok[labels[0]][0]["test_result"].get("users")
+        error_name = f"standard error over the {users} test users (mean over {seeds} seed(s))"
+    else:
+        error_name = f"standard error over {seeds} seeds" if seeds > 1 else "none (one seed)"
+    return figures.metric_bars(path, PROTOCOL_TITLES[protocol], metrics, labels, means, errors, error_name, reference)
+
+
+def speed_figure(path: Path, protocol: str, runs: dict[str, list[dict]]) -> Path | None:
+    """Seconds per training epoch (mean over seeds) and peak resident memory (max over seeds) per model."""
+    ok = {label: [r for r in results if "error" not in r] for label, results in runs.items()}
+    labels = [label for label, results in ok.items() if results]
+    if not labels:
+        return None
+    return figures.speed_bars(
+        path, f"{PROTOCOL_TITLES[protocol]}: training speed and memory", labels,
+        [statistics.fmean(r["seconds_per_epoch"] for r in ok[label]) for label in labels],
+        [max(r["peak_memory_mb"]["cpu_rss"] for r in ok[label]) for label in labels],
+    )
+
+
+def figure_lines(out: Path, section: str, protocol: str, runs: dict[str, list[dict]], published: dict,
+                 speed: bool) -> list[str]:
+    """Draw the protocol's figures and return the markdown that shows them (nothing without matplotlib)."""
+    if not figures.matplotlib_available():
+        print("no figures: matplotlib is not installed (pip install recbole-disentangle[analysis])", flush=True)
         return []
-
-    def by_pair(results, metric):
-        values = {}
-        for result in results:
-            per_user = result.get("test_per_user") or {}
-            for user, value in zip(per_user.get("user", []), per_user.get(metric, [])):
-                values[(result["seed"], user)] = value
-        return values
-
-    lines = [
-        f"Paired differences on the same test users, {reference} minus each model (mean over every "
-        "(seed, test user) pair; paired SE over those pairs; SE over the per-seed means; "
-        "'better'/'worse' when |difference| > 2 paired SE, else 'tie'):",
-        "",
-        "| model | " + " | ".join(f"{m} diff ± paired SE (± seed SE)" for m in metrics) + " | pairs | verdict |",
-        "|---|" + "---|" * (len(metrics) + 2),
-    ]
-    ours = [r for r in runs[reference] if "error" not in r]
-    for label, results in runs.items():
-        if label == reference:
-            continue
-        theirs = [r for r in results if "error" not in r]
-        cells, verdicts, n_pairs = [], [], 0
-        for metric in metrics:
-            a, b = by_pair(ours, metric), by_pair(theirs, metric)
-            shared = sorted(a.keys() & b.keys())
-            if len(shared) < 2:
-                cells.append("–")
-                continue
-            diffs = [a[k] - b[k] for k in shared]
-            mean, paired_se = statistics.fmean(diffs), statistics.stdev(diffs) / len(diffs) ** 0.5
-            seeds = sorted({seed for seed, _ in shared})
-            seed_means = [statistics.fmean(d for k, d in zip(shared, diffs) if k[0] == s) for s in seeds]
-            seed_se = statistics.stdev(seed_means) / len(seed_means) ** 0.5 if len(seed_means) > 1 else float("nan")
-            cells.append(f"{mean:+.4f} ± {paired_se:.4f} (± {seed_se:.4f})")
-            verdicts.append("better" if mean > 2 * paired_se else "worse" if mean < -2 * paired_se else "tie")
-            n_pairs = len(shared)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n_pairs} | {', '.join(verdicts) or '–'} |")
+    lines = []
+    drawn = [(metric_figure(figure_path(out, section, protocol), protocol, runs, published), "test metrics")]
+    if speed:
+        drawn.append((speed_figure(figure_path(out, section, protocol, "speed"), protocol, runs), "epoch time and memory"))
+    for path, what in drawn:
+        if path is not None:
+            lines += ["", f"![{section}, {PROTOCOL_TITLES[protocol]}: {what}]({path.relative_to(out.parent).as_posix()})"]
     return lines
 
 
@@ -340,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         help="published figures to show beside the paper protocol's rows (a name in benchmarks/paper_values.yaml)",
     )
     parser.add_argument(
+        "--speed_figure", action="store_true",
+        help="also draw seconds per epoch and peak memory per model (for sections about speed)",
+    )
+    parser.add_argument(
         "--resume", action="store_true",
         help="reuse the result files of runs already finished in --workdir (same command; after an interruption)",
     )
@@ -371,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = result.get("error") or json.dumps({k: result["test_result"][k] for k in PROTOCOL_METRICS[protocol]})
                 print(f"[{protocol}] {label} seed {seed}: {status}", flush=True)
         body += table(protocol, runs, args.seeds, published)
+        body += figure_lines(Path(args.out), args.name or args.dataset, protocol, runs, published, args.speed_figure)
         if protocol == "paper":
             body += ["", *paired_differences(runs, args.reference or parse_model(args.models[0])[0], PROTOCOL_METRICS[protocol])]
         ratio = epoch_time_ratio(runs, "MacridVAE", "RecBoleMacridVAE")

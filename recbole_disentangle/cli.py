@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from recbole_disentangle.errors import RecBoleDisError
 
@@ -38,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_save", action="store_true", help="do not write checkpoints (evaluates the last model)")
     parser.add_argument("--strict", action="store_true",
                         help="a setting no component reads (a misspelt key) is an error, not a warning")
-    parser.add_argument("--result_json", default=None, metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--result_json", default=None, metavar="FILE",
+                        help="where to write the results as JSON (default: beside the log file, X.log -> X.json)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", "-q", action="store_true", help="print only the final table of test metrics")
+    output.add_argument("--verbose", "-v", action="store_true",
+                        help="also print RecBole's full log (every setting, every validation result)")
     add_sweep_arguments(parser)
     return parser
 
@@ -121,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         except RecBoleDisError as err:
             print(f"run_recbole_dis.py: error: {err}", file=sys.stderr)
             return 2
+    from recbole_disentangle.console import Console
     from recbole_disentangle.quick_start import run
 
+    console = Console("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     try:
         result = run(
             args.model,
@@ -132,12 +140,21 @@ def main(argv: list[str] | None = None) -> int:
             saved=not args.no_save,
             resume_file=args.resume,
             strict=args.strict,
+            console=console,
         )
     except RecBoleDisError as err:
         print(f"run_recbole_dis.py: error: {err}", file=sys.stderr)
         return 2
-    if args.result_json:
-        result["peak_memory_mb"] = peak_memory_mb()
-        with open(args.result_json, "w", encoding="utf-8") as f:
+    result["peak_memory_mb"] = peak_memory_mb()
+    result_json = args.result_json or (str(Path(result["log_file"]).with_suffix(".json")) if result["log_file"] else None)
+    if result_json:
+        with open(result_json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
+    console.finish(result, {
+        "checkpoint": result["model_file"],
+        "log": result["log_file"],
+        "tensorboard": result["tensorboard_dir"],
+        "result json": result_json,
+        "learning curve": result["learning_curve"],
+    })
     return 0

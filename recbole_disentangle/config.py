@@ -120,6 +120,10 @@ class Config(RecBoleConfig):
                  strict=False):
         self._cmd_args = list(cmd_args or [])
         self._file_of_key: dict = {}
+        # The data set's YAML under properties/ and what it changed over the model's defaults:
+        # key -> (value, file); for changed_settings() and source_of().
+        self._dataset_yaml_changes: dict = {}
+        self._defaults: dict | None = None  # the settings before the data set's YAML and the user's
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
         except ConfigError:
@@ -146,7 +150,26 @@ class Config(RecBoleConfig):
             return "config_dict"
         if key in self.file_config_dict:
             return f"config file {self._file_of_key.get(key, '?')}"
+        if key in self._dataset_yaml_changes:
+            return f"data set file {self._dataset_yaml_changes[key][1]}"
         return "the default, from properties/ or RecBole's YAML files"
+
+    def changed_settings(self) -> list[tuple[str, object, str]]:
+        """(key, value, where it came from) for each setting that differs from the defaults.
+
+        The defaults are RecBole's, ``properties/overall.yaml`` and the model's YAML; a change comes
+        from the data set's YAML under ``properties/dataset/``, a config file, ``config_dict`` or the
+        command line (the last of these that sets the key). A value equal to the default is no change.
+        """
+        changed = {key: (value, f"data set file {file}") for key, (value, file) in self._dataset_yaml_changes.items()}
+        for key, value in self.external_config_dict.items():
+            if key in ("model", "dataset", "config_files"):
+                continue
+            if key in self._defaults and self._defaults[key] == value:
+                changed.pop(key, None)  # the user set it back to the default
+                continue
+            changed[key] = (value, self.source_of(key))
+        return [(key, value, source) for key, (value, source) in changed.items()]
 
     # ---- external settings -------------------------------------------------------------
     def _build_yaml_loader(self):
@@ -198,9 +221,15 @@ class Config(RecBoleConfig):
         for file in (root / "overall.yaml", root / "model" / f"{model}.yaml", root / "dataset" / f"{dataset}.yaml"):
             if file.is_file():
                 layer = load_yaml_file(file)
-                self.internal_config_dict.update(layer)
                 if file.parent.name == "dataset":
+                    self._defaults = dict(self.internal_config_dict)
+                    shown = file.relative_to(root.parent) if file.is_relative_to(root.parent) else file
+                    self._dataset_yaml_changes = {k: (v, str(shown)) for k, v in layer.items()
+                                                  if k not in self._defaults or self._defaults[k] != v}
                     self.parameters["Dataset"] += [k for k in layer if k not in self.parameters["Dataset"]]
+                self.internal_config_dict.update(layer)
+        if self._defaults is None:
+            self._defaults = dict(self.internal_config_dict)
 
     def _set_default_parameters(self):
         data_root = self.external_config_dict.get("data_path", self.internal_config_dict.get("data_path"))

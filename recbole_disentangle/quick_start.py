@@ -6,37 +6,69 @@ pipeline without it, so training and evaluation run where ray is absent (Python 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from dataclasses import dataclass
 from logging import getLogger
+from pathlib import Path
 
 import torch
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_disentangle import registry
+from recbole_disentangle import compat, registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
+from recbole_disentangle.console import Console
 from recbole_disentangle.data.dataset import check_topk, create_dataset, data_preparation, trains_on_user_batches
 from recbole_disentangle.registry import get_model
 from recbole_disentangle.trainer import get_trainer
 
 
-def init_run_logger(config) -> None:
-    """RecBole's ``init_logger`` with a run name no other run shares.
+@dataclass
+class RunLog:
+    """Where a run logs: its log file, and RecBole's console handler (which a Console quietens)."""
+
+    log_file: str | None
+    console_handler: logging.Handler | None
+
+
+# The handlers the previous run of this process installed on the root logger: the next run
+# replaces them (RecBole's init_logger calls logging.basicConfig, which does nothing once the root
+# logger has handlers, so a second run in one process would otherwise log into the first one's file).
+_run_handlers: list[logging.Handler] = []
+
+
+def init_run_logger(config) -> RunLog:
+    """RecBole's ``init_logger`` with a run name no other run shares, its own log file per run.
 
     RecBole names the log file <model>-<dataset>-<time to the second>-<hash of the settings>.log
     and the TensorBoard folder after it: two runs of the same settings started in the same second
     (parallel sweeps, benchmarks) would write into one file and one folder. A random suffix on
-    the time keeps RecBole's naming otherwise.
+    the time keeps RecBole's naming otherwise. Handlers that others put on the root logger (pytest's,
+    an application's) stay.
     """
     import recbole.utils.logger as recbole_logger
 
-    local_time = recbole_logger.get_local_time
+    installed: dict = {}
+    local_time, basic_config = recbole_logger.get_local_time, logging.basicConfig
     recbole_logger.get_local_time = lambda: f"{local_time()}-{uuid.uuid4().hex[:6]}"
+    logging.basicConfig = lambda **kwargs: installed.update(kwargs)  # see what init_logger installs
     try:
         init_logger(config)
     finally:
-        recbole_logger.get_local_time = local_time
+        recbole_logger.get_local_time, logging.basicConfig = local_time, basic_config
+    root = logging.getLogger()
+    for handler in _run_handlers:
+        root.removeHandler(handler)
+        handler.close()
+    _run_handlers[:] = installed.get("handlers", [])
+    for handler in _run_handlers:
+        root.addHandler(handler)
+    root.setLevel(installed.get("level", logging.INFO))
+    log_file = next((h.baseFilename for h in _run_handlers if isinstance(h, logging.FileHandler)), None)
+    console = next((h for h in _run_handlers if not isinstance(h, logging.FileHandler)), None)
+    return RunLog(log_file, console)
 
 
 def build(config: Config, dataset=None):
@@ -90,6 +122,7 @@ def run(
     prepared_dataset=None,
     callback_fn=None,
     strict: bool = False,
+    console: Console | None = None,
 ) -> dict:
     """Train ``model`` on ``dataset`` and evaluate it on the test split.
 
@@ -99,19 +132,32 @@ def run(
     ``callback_fn(epoch_idx, valid_score)``: called by RecBole's ``fit`` after every validation
     (a Ray Tune trial reports there, so a scheduler can stop it early).
     ``strict``: a setting no component reads is an error, not a warning.
+    ``console``: what to print for a person (:class:`~recbole_disentangle.console.Console`); without
+    one, RecBole's log goes to the console as RecBole prints it. The log file has everything either way.
+    The result also names the log file, the TensorBoard folder and the learning-curve PNG written
+    beside the log (when matplotlib, the ``analysis`` extra, is installed).
     """
+    compat.filter_known_warnings()
     config = Config(model, dataset, config_file_list, config_dict, cmd_args, strict=strict)
-    init_run_logger(config)
+    run_log = init_run_logger(config)
     logger = getLogger()
+    if console is not None:
+        console.take_over(run_log.console_handler)
+        console.start(config, run_log.log_file)
     logger.info(config)
 
     dataset_obj, train_data, valid_data, test_data, model_obj = build(config, prepared_dataset)
     logger.info(dataset_obj)
     logger.info(model_obj)
+    if console is not None:
+        console.data(config, dataset_obj, train_data, valid_data, test_data, model_obj)
 
     trainer = get_trainer(config, model_obj)
     if resume_file:
         trainer.resume_checkpoint(resume_file)
+    if console is not None:
+        console.start_training(trainer, config)
+        trainer.epoch_listener = console.epoch_done
     started = time.perf_counter()
     valid_scores: list[tuple[int, float]] = []  # (epoch, validation metric): the learning curve
 
@@ -138,8 +184,11 @@ def run(
     if model_report:
         logger.info(set_color("model report", "yellow") + f": {model_report}")
     epochs_run = max(len(trainer.train_loss_dict), 1)
+    train_losses = [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)]
+    tensorboard = getattr(trainer, "tensorboard", None)
     return {
         "model": config["model"],
+        "seed": config["seed"],
         "dataset": config["dataset"],
         "eval_protocol": config["eval_protocol"],
         # Under the paper protocol, models that are not trained on user batches (they need a
@@ -152,14 +201,34 @@ def run(
         "model_file": trainer.saved_model_file if saved else None,
         "last_model_file": trainer.last_model_file if saved else None,  # resume from here: --resume
         "epochs": len(trainer.train_loss_dict),
-        "train_losses": [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)],
+        "train_losses": train_losses,
         "valid_metric": config["valid_metric"],
         "valid_scores": valid_scores,
         "seconds_per_epoch": trainer.train_seconds / epochs_run,
         "fit_seconds": fit_seconds,
         "model_report": model_report,
         "test_per_user": test_per_user,
+        "log_file": run_log.log_file,
+        "tensorboard_dir": getattr(tensorboard, "log_dir", None),
+        "learning_curve": draw_learning_curve(run_log.log_file, config, sorted(trainer.train_loss_dict.items()),
+                                              valid_scores),
     }
+
+
+def draw_learning_curve(log_file: str | None, config, train_losses: list[tuple], valid_scores: list[tuple]) -> str | None:
+    """The learning-curve PNG beside the log file (``X.log`` -> ``X.curve.png``); None without
+    matplotlib (the ``analysis`` extra) or a log file."""
+    from recbole_disentangle import figures
+
+    if log_file is None or not train_losses or not figures.matplotlib_available():
+        if log_file is not None and not figures.matplotlib_available():
+            getLogger().info("No learning curve drawn: matplotlib is not installed (pip install recbole-disentangle[analysis]).")
+        return None
+    path = Path(log_file).with_suffix(".curve.png")
+    figures.learning_curve(path, [(int(e), float(loss)) for e, loss in train_losses], valid_scores,
+                           str(config["valid_metric"]).lower(), bigger=bool(config["valid_metric_bigger"]),
+                           title=f"{config['model']} on {config['dataset']}")
+    return str(path)
 
 
 def load_data_and_model(model_file: str, map_location=None):

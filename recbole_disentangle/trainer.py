@@ -37,6 +37,9 @@ class SafeCheckpointMixin:
 
     train_seconds = 0.0
     last_per_user: dict | None = None  # per-user paper metrics of the last held-out evaluation
+    # Called as epoch_listener(trainer, epoch_idx, loss, valid_score or None) once an epoch is
+    # finished (validated and early stopping updated, when it validates): the console's epoch line.
+    epoch_listener = None
 
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -60,6 +63,8 @@ class SafeCheckpointMixin:
         if fitting and fitting["saved"] and not self._validates_after(epoch_idx, fitting["valid_data"]):
             # No validation follows this epoch: it is finished now (else after_validation saves it).
             self._save_last(epoch_idx, fitting["train_data"])
+        if fitting and self.epoch_listener is not None and not self._validates_after(epoch_idx, fitting["valid_data"]):
+            self.epoch_listener(self, epoch_idx, loss, None)
         return loss
 
     # ---- resuming where training stopped ------------------------------------------------
@@ -82,6 +87,8 @@ class SafeCheckpointMixin:
             # best model): the epoch is finished.
             if saved:
                 self._save_last(epoch_idx, train_data)
+            if self.epoch_listener is not None:
+                self.epoch_listener(self, epoch_idx, self.train_loss_dict[epoch_idx], valid_score)
             if callback_fn is not None:
                 callback_fn(epoch_idx, valid_score)
 

@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import benchmark  # noqa: E402
+from recbole_disentangle.report import paired_differences  # noqa: E402
 
 
 @pytest.mark.slow
@@ -115,12 +116,12 @@ def test_paired_differences_pair_the_same_users_of_the_same_seed():
     a = [result(1, [5, 6, 7], [0.9, 0.5, 0.1]), result(2, [5, 8, 9], [0.2, 0.6, 0.4])]
     b = [result(1, [7, 6, 5], [0.0, 0.4, 0.8]), result(2, [9, 8, 5], [0.3, 0.5, 0.1])]
     c = [result(1, [5, 6, 7], [0.9, 0.4, 0.2]), result(2, [5, 8, 9], [0.2, 0.7, 0.3])]  # +-0.1 noise: a tie
-    lines = benchmark.paired_differences({"A": a, "B": b, "C": c}, "A", ["ndcg@100"])
+    lines = paired_differences({"A": a, "B": b, "C": c}, "A", ["ndcg@100"])
     row_b = next(line for line in lines if line.startswith("| B |"))
     row_c = next(line for line in lines if line.startswith("| C |"))
     assert "+0.1000 ± 0.0000" in row_b and "| 6 | better |" in row_b
     assert "+0.0000" in row_c and row_c.endswith("| 6 | tie |")
-    assert benchmark.paired_differences({"B": b}, "A", ["ndcg@100"]) == []
+    assert paired_differences({"B": b}, "A", ["ndcg@100"]) == []
 
 
 def test_a_run_still_rising_at_its_end_is_flagged_and_a_plateau_is_not():
