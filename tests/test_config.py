@@ -69,6 +69,8 @@ def test_unknown_model_lists_the_known_ones():
         Config("MacridVAEE", "ml-100k")
     message = str(err.value)
     assert "MacridVAEE" in message and "RecBoleMacridVAE" in message and "MultiVAE" in message and "LightGCN" in message
+    for missing in ("RecBoleVBPR", "RecBoleAD-DRL", "RecBoleSEM-MacridVAE"):  # RecBole has no such model
+        assert missing not in message
 
 
 def test_command_line_values_are_yaml():

@@ -12,6 +12,7 @@ the two from drifting apart otherwise).
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -35,6 +36,9 @@ class Case:
     code: int = 2
     module: str | None = None  # ``python -m MODULE`` instead of run_recbole_dis.py
     needs_checkpoint: bool = False
+    absent: list[str] = field(default_factory=list)  # fragments the message must not contain
+    # A run that must finish (exit 0): the test metrics it must report (--result_json), shown as its message.
+    test_metrics: list[str] = field(default_factory=list)
 
     @property
     def command(self) -> str:
@@ -90,6 +94,9 @@ CASES = [
           "kfac = 7 in the checkpoint, 5 now (--kfac on the command line)"], needs_checkpoint=True),
     Case("topk larger than the number of items", ["--dataset=good", *TINY, "--topk=[50]"],
          ["asks for the top 50", "which has 30 items"]),
+    Case("an unknown model name", ["--model=MacridVAEE"],
+         ["Unknown model 'MacridVAEE'", "RecBoleMacridVAE", "MultiVAE"],
+         absent=["RecBoleVBPR", "RecBoleAD-DRL", "RecBoleSEM-MacridVAE"]),  # RecBole has no such models
     Case("--control_concept 9 on a 7-concept model (analysis command)",
          ["--model_file", "k7.pth", "--out", "analysis", "--no_plots", "--control_concept", "9"],
          ["control_concept", "9"], module="recbole_disentangle.analysis", needs_checkpoint=True),
@@ -167,13 +174,23 @@ def test_bad_input_is_a_clear_error(case, case_root, env, request):
         request.getfixturevalue("k7_checkpoint")
     head = [sys.executable, "-m", case.module] if case.module else [sys.executable, str(REPO_ROOT / "run_recbole_dis.py")]
     extra = [] if case.module else ["--state=WARNING"]
+    result_file = case_root / f"result-{CASES.index(case)}.json"
+    if case.test_metrics:
+        extra += ["--show_progress=false", f"--result_json={result_file}"]
     done = subprocess.run([*head, *case.args, *extra], cwd=case_root, capture_output=True, text=True, env=env,
                           timeout=600)
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == case.code, done.stderr[-3000:]
     message = message_of(done.stderr)
+    if case.test_metrics:
+        test_result = json.loads(result_file.read_text())["test_result"]
+        for metric in case.test_metrics:
+            assert 0 < test_result.get(metric, -1) < 1, f"{metric} missing or out of range in {test_result}"
+        message = "test result: " + ", ".join(f"{k} = {v:.4f}" for k, v in test_result.items() if k in case.test_metrics)
     for fragment in case.expect:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+    for fragment in case.absent:
+        assert fragment not in message, f"{fragment!r} in {message!r}"
     MESSAGES[case.bad_input] = (done.returncode, message)
 
 
@@ -184,7 +201,8 @@ def render_table() -> str:
         "Every row is a case of `tests/test_reliability.py`, run through the real command line from a folder",
         "holding small broken data sets (`data/<name>/<name>.inter`, written by the test), `k7.pth` (a MacridVAE",
         "checkpoint with K = 7) and the YAML files named. Run-command cases also pass `--state=WARNING`.",
-        "None ends in a traceback; exit code 2 means the run stopped before training.",
+        "None ends in a traceback; exit code 2 means the run stopped before training. Rows with exit code 0",
+        "are runs that must finish (a warning, or RecBole's other model types, whose message is their test result).",
         "Refresh: `RELIABILITY_TABLE=1 python -m pytest -q tests/test_reliability.py`.",
         "",
         "| bad input | command | exit code | message |",
