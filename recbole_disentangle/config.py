@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
 
 from recbole_disentangle import registry
 from recbole_disentangle.errors import ConfigError
@@ -192,6 +193,7 @@ class Config(RecBoleConfig):
         # MacridVAE.yaml sets std=0.01, total_anneal_steps=200000, ...), so RecBole is asked for
         # a name it has no file for.
         recbole_name = f"{model}.plugin" if registry.is_plugin_model(model) else registry.recbole_base_name(model)
+        self._model_type_layer: dict = {}
         super()._load_internal_config_dict(recbole_name, model_class, dataset)
 
         root = properties_dir()
@@ -201,8 +203,26 @@ class Config(RecBoleConfig):
                 self.internal_config_dict.update(layer)
                 if file.parent.name == "dataset":
                     self.parameters["Dataset"] += [k for k in layer if k not in self.parameters["Dataset"]]
+        # RecBole's model-type YAML (context-aware: labeled evaluation with AUC and LogLoss and the
+        # user/item feature columns; knowledge-aware: the .kg and .link columns; sequential: the
+        # leave-one-out split) is what makes those models run at all: the plugin's ranking
+        # metrics or ml-100k's load_col must not override it. Only the user's settings may.
+        self.internal_config_dict.update(self._model_type_layer)
+
+    def _update_internal_config_dict(self, file):
+        layer = super()._update_internal_config_dict(file)
+        if Path(file).parent.name == "quick_start_config":  # RecBole's per-model-type defaults
+            self._model_type_layer.update(layer or {})
+        return layer
 
     def _set_default_parameters(self):
+        if (self.final_config_dict.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+                and self.final_config_dict.get("loss_type") == "CE"
+                and "train_neg_sample_args" not in self.external_config_dict):
+            # RecBole's overall.yaml samples one negative per interaction, which its own check then
+            # refuses for a cross-entropy sequential model (GRU4Rec, SASRec): RecBole's quick start
+            # fails for them unless the user adds train_neg_sample_args: ~. CE needs no negatives.
+            self.final_config_dict["train_neg_sample_args"] = None
         data_root = self.external_config_dict.get("data_path", self.internal_config_dict.get("data_path"))
         super()._set_default_parameters()
         # RecBole points ml-100k at the copy shipped in its wheel whatever data_path says; a

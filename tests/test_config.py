@@ -73,6 +73,19 @@ def test_unknown_model_lists_the_known_ones():
         assert missing not in message
 
 
+def test_recboles_model_type_defaults_win_over_the_plugins_layers():
+    fm = Config("FM", "ml-100k")  # context-aware: labeled evaluation, RecBole's CTR metrics and feature columns
+    assert fm["metrics"] == ["AUC", "LogLoss"] and fm["valid_metric"] == "AUC"
+    assert fm["eval_args"]["mode"]["valid"] == "labeled" and "user" in fm["load_col"]
+    cke = Config("CKE", "ml-100k")  # knowledge-aware: properties/dataset/ml-100k.yaml's load_col lacks kg, link
+    assert {"kg", "link"} <= set(cke["load_col"])
+    gru = Config("GRU4Rec", "ml-100k")  # sequential with a cross-entropy loss: no negative sampling
+    assert gru["eval_args"]["split"] == {"LS": "valid_and_test"} and gru["train_neg_sample_args"]["distribution"] == "none"
+    # the user's own settings still win
+    assert Config("FM", "ml-100k", config_dict={"metrics": ["AUC"]})["metrics"] == ["AUC"]
+    assert Config("MacridVAE", "ml-100k")["metrics"] == ["Recall", "NDCG", "MRR", "Hit", "Precision"]
+
+
 def test_command_line_values_are_yaml():
     parsed = parse_cmd_args(["--encoder_hidden_size=[600]", "--learning_rate=1e-3", "--show_progress=false",
                              "--eval_args={split: {RS: [0.8, 0.1, 0.1]}}", "--name=a=b"])

@@ -97,6 +97,17 @@ CASES = [
     Case("an unknown model name", ["--model=MacridVAEE"],
          ["Unknown model 'MacridVAEE'", "RecBoleMacridVAE", "MultiVAE"],
          absent=["RecBoleVBPR", "RecBoleAD-DRL", "RecBoleSEM-MacridVAE"]),  # RecBole has no such models
+    # --- RecBole's other model types run through the same command (1 epoch, small sizes for CI)
+    Case("RecBole's context-aware FM on ml-100k (a TypeError in evaluation before: the plugin's ranking "
+         "metrics overrode RecBole's AUC/LogLoss)", ["--model=FM", "--epochs=1", "--embedding_size=8"],
+         [], code=0, test_metrics=["auc", "logloss"]),
+    Case("RecBole's sequential GRU4Rec on ml-100k (RecBole's own quick start refuses its cross-entropy loss "
+         "with negative sampling)", ["--model=GRU4Rec", "--epochs=1", "--embedding_size=16", "--hidden_size=16",
+                                     "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=4096"],
+         [], code=0, test_metrics=["ndcg@10", "recall@10"]),
+    Case("RecBole's knowledge-aware CKE on ml-100k (reads the .kg and .link files)",
+         ["--model=CKE", "--epochs=1", "--embedding_size=8", "--kg_embedding_size=8"],
+         [], code=0, test_metrics=["ndcg@10", "recall@10"]),
     Case("--control_concept 9 on a 7-concept model (analysis command)",
          ["--model_file", "k7.pth", "--out", "analysis", "--no_plots", "--control_concept", "9"],
          ["control_concept", "9"], module="recbole_disentangle.analysis", needs_checkpoint=True),
