@@ -270,3 +270,26 @@ def to_plain(value):
 def plain_config(config: Config) -> dict:
     """The final settings of ``config`` as plain Python values."""
     return to_plain(config.final_config_dict)
+
+
+def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None) -> str | None:
+    """The ``data_path`` to give a run that executes in another folder (a sweep's trial, a
+    benchmark's run), as an absolute path; None means: give it none.
+
+    The value is the one a run started in ``base`` (default: the current folder) would take:
+    ``data_path`` from the command line, else the last of ``config_files`` that sets it, else the
+    properties' default (``dataset_atomic/``), made absolute against ``base`` because RecBole
+    reads a relative data_path from the folder a run executes in. None only when the default
+    folder lacks ml-100k: ml-100k then comes from RecBole's wheel, and naming the default folder
+    would make it a data path of the user's, which a run refuses when it lacks the data set. Any
+    other data set gets the resolved default even when missing there, so that a run's error (or
+    RecBole's download) names the folder the user meant, not one inside the work folder.
+    """
+    config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
+    given = "data_path" in config.external_config_dict
+    value = config.external_config_dict["data_path"] if given else config.internal_config_dict["data_path"]
+    path = Path(str(value)).expanduser()
+    path = path if path.is_absolute() else (Path(base or Path.cwd()) / path).resolve()
+    if not given and dataset == "ml-100k" and not (path / dataset / f"{dataset}.inter").is_file():
+        return None
+    return str(path)

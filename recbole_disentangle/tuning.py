@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from recbole_disentangle.config import Config, load_yaml_file, properties_dir, to_plain
+from recbole_disentangle.config import Config, data_path_for_runs_elsewhere, load_yaml_file, properties_dir, to_plain
 from recbole_disentangle.errors import ConfigError
 
 # Ray reads this when it is first imported: every trial's log lines, not "[repeated 3x across cluster]".
@@ -493,16 +493,11 @@ def run_sweep(
     settings = dict(settings or {})
     config_files = [str(Path(f).resolve()) for f in config_files or []]
     user_keys = sorted(set(settings) | {k for f in config_files for k in load_yaml_file(f)})
-    if "data_path" in settings:  # trials run in their own folders: relative paths would break
-        settings["data_path"] = str(Path(settings["data_path"]).resolve())
-    else:
-        files_path = [load_yaml_file(f)["data_path"] for f in config_files if "data_path" in load_yaml_file(f)]
-        raw = files_path[-1] if files_path else Config(model, dataset, config_files, settings).internal_config_dict["data_path"]
-        resolved = Path(raw).resolve()
-        # Without a data path of the user's, ml-100k may be RecBole's bundled copy (found from any
-        # folder); naming the default folder for it would make the trials' data path the user's own.
-        if files_path or (resolved / dataset / f"{dataset}.inter").is_file() or dataset != "ml-100k":
-            settings["data_path"] = str(resolved)
+    # Trials run in their own folders: their data path is spelled out as the user's.
+    data_path = data_path_for_runs_elsewhere(model, dataset, config_files, settings.get("data_path"))
+    settings.pop("data_path", None)
+    if data_path is not None:
+        settings["data_path"] = data_path
     if experiment_dir is None:
         experiment_dir = f"sweeps/{model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     experiment = Path(experiment_dir).resolve()

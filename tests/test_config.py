@@ -126,3 +126,22 @@ def test_ml100k_falls_back_to_recboles_shipped_copy_unless_data_path_has_one(tmp
 def test_other_data_sets_live_under_data_path(tmp_path):
     config = Config("MacridVAE", "ml-1m", config_dict={"data_path": str(tmp_path)})
     assert Path(config["data_path"]) == tmp_path / "ml-1m"
+
+
+def test_runs_elsewhere_get_the_data_path_a_run_here_would_take(tmp_path):
+    """One rule for the sweeps' trials and the benchmark's runs, which execute in other folders."""
+    from recbole_disentangle.config import data_path_for_runs_elsewhere
+
+    default = (tmp_path / "dataset_atomic").resolve()
+    # ml-100k not in the default folder: no data path, so RecBole's bundled copy is used
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", base=tmp_path) is None
+    # another data set missing from the default folder: the default where the user stands (the
+    # benchmark used to pass none, so its runs looked inside their work folder)
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-1m", base=tmp_path) == str(default)
+    write(tmp_path / "dataset_atomic" / "ml-100k" / "ml-100k.inter", "user_id:token\titem_id:token\n1\t2\n")
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", base=tmp_path) == str(default)
+    # a config file's data_path, and the command line's over it, relative to where the user stands
+    mine = write(tmp_path / "my.yaml", "data_path: mine/\n")
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", [str(mine)], base=tmp_path) == str(tmp_path / "mine")
+    assert data_path_for_runs_elsewhere("BPR", "ml-1m", [str(mine)], "typed", base=tmp_path) == str(tmp_path / "typed")
+    assert data_path_for_runs_elsewhere("BPR", "ml-1m", data_path="/abs/d", base=tmp_path) == "/abs/d"
