@@ -85,41 +85,24 @@ def absolute_paths(args: list[str], base: Path) -> list[str]:
 def data_path_of_run(args: list[str], model: str, dataset: str, base: Path) -> list[str]:
     """``args`` with the run's ``--data_path`` spelled out, absolute (relative ones taken from ``base``).
 
-    The folder a run reads its data from is never in the work folder, so a relative data_path
-    anywhere (the plugin's default ``dataset_atomic/``, a model's or data set's YAML under
-    properties/, a ``--config_files`` YAML, or ``--data_path`` itself when it does not exist yet)
-    means where the user stands, as it does for ``run_recbole_dis.py``. Without this, a run
-    started in the work folder looks for ``<work folder>/dataset_atomic`` and fails. The value
-    is the one the run's Config would take (the last of those layers that sets it), only made
-    absolute, so precedence is unchanged.
+    Runs execute in the work folder, so a relative data_path anywhere (the plugin's default
+    ``dataset_atomic/``, a ``--config_files`` YAML, ``--data_path`` itself) must mean where the
+    user stands, as it does for ``run_recbole_dis.py``. The rule is the sweeps' too:
+    :func:`recbole_disentangle.config.data_path_for_runs_elsewhere`.
     """
-    import yaml
+    from recbole_disentangle.config import data_path_for_runs_elsewhere
 
-    value, rest = None, []
+    value, config_files, rest = None, [], []
     for arg in args:
-        if arg.startswith("--data_path="):
-            value = arg.partition("=")[2]
-        else:
-            rest.append(arg)
-    given = value is not None  # named by the user: on the command line or in their --config_files
-    if value is None:
-        defaults = [REPO_ROOT / "properties" / name for name in ("overall.yaml", f"model/{model}.yaml", f"dataset/{dataset}.yaml")]
-        users = [Path(f) if Path(f).is_absolute() else base / f
-                 for arg in args if arg.startswith("--config_files=") for f in arg.partition("=")[2].split()]
-        for layer in [*defaults, *users]:
-            if layer.is_file():
-                found = (yaml.safe_load(layer.read_text(encoding="utf-8")) or {}).get("data_path")
-                if found:
-                    value, given = str(found), layer in users
-    if not value:
-        return rest
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else (base / path).resolve()
-    if not given and not (path / dataset / f"{dataset}.inter").is_file():
-        # A default folder without the data set: the run must not be told a data path, so that
-        # ml-100k falls back to RecBole's bundled copy (a data path the user names never does).
-        return rest
-    return [*rest, f"--data_path={path}"]
+        key, _, text = arg.partition("=")
+        if key == "--data_path":
+            value = text
+            continue
+        if key == "--config_files":
+            config_files += [f if Path(f).is_absolute() else str(base / f) for f in text.split()]
+        rest.append(arg)
+    path = data_path_for_runs_elsewhere(model, dataset, config_files, value, base)
+    return rest if path is None else [*rest, f"--data_path={path}"]
 
 
 def run_one(
@@ -390,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
             label, model, model_args = parse_model(spec)
             runs[label] = []
             settings = absolute_paths(merge_settings(extra, model_args), Path.cwd())  # the same for every seed
-            settings = data_path_of_run(settings, model, args.dataset, Path.cwd())
+            from recbole_disentangle.errors import RecBoleDisError
+
+            try:
+                settings = data_path_of_run(settings, model, args.dataset, Path.cwd())
+            except RecBoleDisError as err:  # settings no run would accept: say so once, not per seed
+                raise SystemExit(f"benchmark.py: error: {err}") from None
             for seed in args.seeds:
                 result = run_one(label, model, args.dataset, protocol, seed, settings, workdir, args.resume)
                 runs[label].append(result)

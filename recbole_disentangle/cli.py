@@ -9,6 +9,9 @@ from pathlib import Path
 
 from recbole_disentangle.errors import RecBoleDisError
 
+# Exit code of a sweep with trials left to run (Ctrl+C, --time_budget): its results are partial.
+SWEEP_INTERRUPTED = 3
+
 EPILOG = """\
 Any other setting is given as --key=value and read as YAML, for example
   --epochs=50 --learning_rate=1e-3 --encoder_hidden_size=[600] --eval_args="{split: {RS: [0.8, 0.1, 0.1]}}"
@@ -72,6 +75,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     sweep.add_argument("--trial_time_limit", type=float, default=None, metavar="SECONDS", help="stop a trial after this long")
     sweep.add_argument("--time_budget", type=float, default=None, metavar="SECONDS", help="stop the sweep after this long")
     sweep.add_argument("--no_reuse_dataset", action="store_true", help="let every trial read the data set itself")
+    sweep.add_argument("--best_from_unfinished", action="store_true",
+                       help="best_config.yaml may come from a trial an interruption cut short (default: only "
+                            "from trials that ran their course)")
+    sweep.add_argument("--best_keeps_run_settings", action="store_true",
+                       help="best_config.yaml keeps the command line's run-length and machine settings "
+                            "(epochs, stopping_step, eval_step, data_path, checkpoint_dir, state, gpu_id, ...)")
     sweep.add_argument("--ray_address", default=None, metavar="ADDRESS", help="join this Ray cluster (e.g. auto)")
     sweep.add_argument("--num_cpus", type=int, default=None, help="local Ray: CPUs to use (default: all)")
     sweep.add_argument("--num_gpus", type=int, default=None, help="local Ray: GPUs to use (default: all)")
@@ -85,8 +94,10 @@ def run_sweep_command(args, settings: list[str]) -> int:
 
     ray_init = {"address": args.ray_address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus,
                 "object_store_memory": args.object_store_memory}
+    best_options = {"best_from_unfinished": args.best_from_unfinished,
+                    "best_keeps_run_settings": args.best_keeps_run_settings}
     if args.resume_sweep:
-        summary = resume_sweep(args.resume_sweep, ray_init=ray_init)
+        summary = resume_sweep(args.resume_sweep, ray_init=ray_init, **best_options)
     else:
         summary = run_sweep(
             args.model, args.dataset, args.tune, config_files=args.config_files, settings=parse_cmd_args(settings),
@@ -95,13 +106,19 @@ def run_sweep_command(args, settings: list[str]) -> int:
             grace_period=args.grace_period, reduction_factor=args.reduction_factor,
             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
             max_concurrent_trials=args.max_concurrent_trials, trial_time_limit_s=args.trial_time_limit,
-            time_budget_s=args.time_budget, reuse_dataset=not args.no_reuse_dataset,
+            time_budget_s=args.time_budget, reuse_dataset=not args.no_reuse_dataset, strict=args.strict,
+            **best_options,
         )
     print(open(summary["summary_md"], encoding="utf-8").read())
     print(f"Sweep folder: {summary['experiment_dir']} (tensorboard --logdir {summary['experiment_dir']})")
     if args.result_json:
         with open(args.result_json, "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=2, default=str)
+    if summary["interrupted"]:
+        unfinished = sum(r["status"] == "INTERRUPTED" for r in summary["rows"])
+        print(f"run_recbole_dis.py: the sweep was interrupted ({unfinished} trial(s) cut short); its summary "
+              f"covers the trials that ran. Resume it with:\n  {summary['resume_command']}", file=sys.stderr)
+        return SWEEP_INTERRUPTED
     return 0
 
 
@@ -127,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         except RecBoleDisError as err:
             print(f"run_recbole_dis.py: error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # a second Ctrl+C: Ray skipped its last save of the sweep's state
+            print("run_recbole_dis.py: the sweep was interrupted before its summary was written; resume it "
+                  "with the --resume_sweep command it printed when it started.", file=sys.stderr)
+            return SWEEP_INTERRUPTED
     from recbole_disentangle.console import Console
     from recbole_disentangle.quick_start import run
 

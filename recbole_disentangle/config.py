@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
 
 from recbole_disentangle import registry
 from recbole_disentangle.errors import ConfigError
@@ -215,6 +216,7 @@ class Config(RecBoleConfig):
         # MacridVAE.yaml sets std=0.01, total_anneal_steps=200000, ...), so RecBole is asked for
         # a name it has no file for.
         recbole_name = f"{model}.plugin" if registry.is_plugin_model(model) else registry.recbole_base_name(model)
+        self._model_type_layer: dict = {}
         super()._load_internal_config_dict(recbole_name, model_class, dataset)
 
         root = properties_dir()
@@ -230,8 +232,26 @@ class Config(RecBoleConfig):
                 self.internal_config_dict.update(layer)
         if self._defaults is None:
             self._defaults = dict(self.internal_config_dict)
+        # RecBole's model-type YAML (context-aware: labeled evaluation with AUC and LogLoss and the
+        # user/item feature columns; knowledge-aware: the .kg and .link columns; sequential: the
+        # leave-one-out split) is what makes those models run at all: the plugin's ranking
+        # metrics or ml-100k's load_col must not override it. Only the user's settings may.
+        self.internal_config_dict.update(self._model_type_layer)
+
+    def _update_internal_config_dict(self, file):
+        layer = super()._update_internal_config_dict(file)
+        if Path(file).parent.name == "quick_start_config":  # RecBole's per-model-type defaults
+            self._model_type_layer.update(layer or {})
+        return layer
 
     def _set_default_parameters(self):
+        if (self.final_config_dict.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+                and self.final_config_dict.get("loss_type") == "CE"
+                and "train_neg_sample_args" not in self.external_config_dict):
+            # RecBole's overall.yaml samples one negative per interaction, which its own check then
+            # refuses for a cross-entropy sequential model (GRU4Rec, SASRec): RecBole's quick start
+            # fails for them unless the user adds train_neg_sample_args: ~. CE needs no negatives.
+            self.final_config_dict["train_neg_sample_args"] = None
         data_root = self.external_config_dict.get("data_path", self.internal_config_dict.get("data_path"))
         super()._set_default_parameters()
         # RecBole points ml-100k at the copy shipped in its wheel whatever data_path says; a
@@ -279,3 +299,26 @@ def to_plain(value):
 def plain_config(config: Config) -> dict:
     """The final settings of ``config`` as plain Python values."""
     return to_plain(config.final_config_dict)
+
+
+def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None) -> str | None:
+    """The ``data_path`` to give a run that executes in another folder (a sweep's trial, a
+    benchmark's run), as an absolute path; None means: give it none.
+
+    The value is the one a run started in ``base`` (default: the current folder) would take:
+    ``data_path`` from the command line, else the last of ``config_files`` that sets it, else the
+    properties' default (``dataset_atomic/``), made absolute against ``base`` because RecBole
+    reads a relative data_path from the folder a run executes in. None only when the default
+    folder lacks ml-100k: ml-100k then comes from RecBole's wheel, and naming the default folder
+    would make it a data path of the user's, which a run refuses when it lacks the data set. Any
+    other data set gets the resolved default even when missing there, so that a run's error (or
+    RecBole's download) names the folder the user meant, not one inside the work folder.
+    """
+    config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
+    given = "data_path" in config.external_config_dict
+    value = config.external_config_dict["data_path"] if given else config.internal_config_dict["data_path"]
+    path = Path(str(value)).expanduser()
+    path = path if path.is_absolute() else (Path(base or Path.cwd()) / path).resolve()
+    if not given and dataset == "ml-100k" and not (path / dataset / f"{dataset}.inter").is_file():
+        return None
+    return str(path)

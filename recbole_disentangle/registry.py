@@ -67,11 +67,15 @@ def recbole_model_names() -> tuple[str, ...]:
     return tuple(sorted(set(names), key=str.lower))
 
 
+def shadowed_model_names() -> list[str]:
+    """``RecBole<Name>`` for each plugin model RecBole also has (RecBole has no AD-DRL, VBPR, SEM-MacridVAE)."""
+    return [RECBOLE_PREFIX + n for n in PLUGIN_MODELS if n in recbole_model_names()]
+
+
 def available_models() -> list[str]:
     """Every name ``--model`` accepts: plugin models, their RecBole twins, RecBole's models."""
     recbole_names = [n for n in recbole_model_names() if n not in PLUGIN_MODELS]
-    shadowed = [RECBOLE_PREFIX + n for n in PLUGIN_MODELS if n in recbole_model_names()]
-    return list(PLUGIN_MODELS) + shadowed + recbole_names
+    return list(PLUGIN_MODELS) + shadowed_model_names() + recbole_names
 
 
 def get_model(name: str) -> type:
@@ -89,7 +93,7 @@ def get_model(name: str) -> type:
         return recbole_get_model(base)
     raise ConfigError(
         f"Unknown model '{name}'. Plugin models: {', '.join(PLUGIN_MODELS)}; RecBole's built-in "
-        f"versions of those: {', '.join(RECBOLE_PREFIX + n for n in PLUGIN_MODELS)}; RecBole models: "
+        f"versions of those: {', '.join(shadowed_model_names())}; RecBole models: "
         f"{', '.join(n for n in recbole_model_names() if n not in PLUGIN_MODELS)}."
     )
 

@@ -18,7 +18,7 @@ Search-space files (``properties/tune/<Model>.yaml``) map a hyper-parameter to o
   units each (the papers' "0..3 hidden layers of 50..700 units"), given to the model as a list;
 * anything else: a fixed value for every trial.
 
-Ray is imported only here and only when a sweep runs; the data and model path never import it.
+Ray is imported only here, and only sweeps import this module; the data and model path never import it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -35,16 +37,34 @@ from pathlib import Path
 
 import yaml
 
-from recbole_disentangle.config import Config, load_yaml_file, properties_dir, to_plain
+from recbole_disentangle.config import Config, data_path_for_runs_elsewhere, load_yaml_file, properties_dir, to_plain
 from recbole_disentangle.errors import ConfigError
 
 # Ray reads this when it is first imported: every trial's log lines, not "[repeated 3x across cluster]".
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
+try:  # only sweeps import this module; without ray they stop at init_ray with ray's ImportError
+    from ray.tune import Callback as RayCallback
+except ImportError:
+    RayCallback = object
+
 SWEEP_FILE = "sweep.json"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
 BEST_YAML = "best_config.yaml"
+# Trials that ended by the sweep's own course (finished, failed, or stopped by the scheduler, the
+# trial time limit or the search), one id a line; any other trial without a final report was cut
+# short by an interruption (Ctrl+C, --time_budget, a crash of the driver).
+ENDED_TRIALS = "ended_trials.txt"
+
+# Settings about how long or where trials run rather than what a configuration is: a sweep often
+# shortens its trials (--epochs=20) or names its machine's folders. best_config.yaml leaves those of
+# the sweep's command line out (and says so), so that training with it gets the model's own run
+# length; --best_keeps_run_settings keeps them.
+RUN_SETTINGS = frozenset({
+    "epochs", "stopping_step", "eval_step", "data_path", "checkpoint_dir", "state", "show_progress",
+    "gpu_id", "use_gpu", "worker", "log_wandb", "wandb_project",
+})
 
 # (number of arguments, Ray's function name) of each distribution a space file may name.
 DISTRIBUTIONS = {
@@ -283,6 +303,9 @@ def _trial(params: dict, dataset=None, spec: dict | None = None) -> None:
         handler.close()
     settings = {**spec["settings"], **trial_settings(params, spec["nested_base"])}
     settings["checkpoint_dir"] = str(trial_dir / "checkpoints")
+    # A trial cut short by an interruption runs again from its start on --resume_sweep (trials keep
+    # no Tune checkpoint): the checkpoints of its first, partial attempt must not stand beside the new ones.
+    shutil.rmtree(settings["checkpoint_dir"], ignore_errors=True)
     settings["show_progress"] = False
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if spec["gpus_per_trial"] > 0 and visible:
@@ -297,7 +320,7 @@ def _trial(params: dict, dataset=None, spec: dict | None = None) -> None:
                     "seconds_since_start": time.perf_counter() - started})
 
     result = run(spec["model"], spec["dataset"], config_file_list=spec["config_files"], config_dict=settings,
-                 saved=True, prepared_dataset=dataset, callback_fn=report_epoch)
+                 saved=True, prepared_dataset=dataset, callback_fn=report_epoch, strict=spec["strict"])
     # The last report carries the best validation score (the checkpoint kept) and the test
     # metrics of that checkpoint; the summary shows the latter for the best trial only.
     final = {key: result["best_valid_score"], "epoch": result["epochs"], "completed": 1,
@@ -336,6 +359,9 @@ class SweepSpec:
     user_keys: list = field(default_factory=list)    # settings the user gave (for the best YAML)
     nested_base: dict = field(default_factory=dict)  # mapping settings searched entry by entry (a.b)
     expected_trials: int = 0                         # num_samples x the grid's size
+    strict: bool = False                             # --strict: a setting no component reads is an error
+    best_from_unfinished: bool = False               # best_config.yaml may come from an interrupted trial
+    best_keeps_run_settings: bool = False            # best_config.yaml keeps RUN_SETTINGS of the command line
 
 
 def _check_options(spec: SweepSpec) -> None:
@@ -378,7 +404,7 @@ def _prepare(spec: SweepSpec, searched: dict):
     """Validate the base configuration and the space's names; load the data set once."""
     from recbole_disentangle.data.dataset import create_dataset
 
-    base = Config(spec.model, spec.dataset, spec.config_files, spec.settings)
+    base = Config(spec.model, spec.dataset, spec.config_files, spec.settings, strict=spec.strict)
     known = set(base.final_config_dict)
     unknown = [k for k in searched if k.split(".", 1)[0] not in known]
     for key in searched:
@@ -452,6 +478,53 @@ def _tune_config(spec: SweepSpec, seed: int):
                            trial_name_creator=TrialName(spec.model), trial_dirname_creator=TrialName(spec.model))
 
 
+def _trial_folder(trial) -> Path:
+    return Path(getattr(trial, "local_path", None) or trial.logdir)
+
+
+class TrialEnds(RayCallback):
+    """A Ray callback that records the trials ending by the sweep's own course in ENDED_TRIALS, and
+    clears what a trial's interrupted attempt left in its folder before it runs again.
+
+    Ray calls ``on_trial_complete`` when a trial finishes or the scheduler, a stopper or the
+    search stops it, ``on_trial_error`` when it fails; the trials still running at Ctrl+C are
+    stopped in Ray's clean-up, which calls neither (ray 2.6.3). A module-level class, so that
+    Tuner.restore can unpickle it.
+    """
+
+    def __init__(self, experiment_dir: str):
+        self.path = Path(experiment_dir) / ENDED_TRIALS
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        folder = _trial_folder(trial)
+        if (folder / "progress.csv").exists():
+            # Run again after an interruption, from its first epoch: Ray's loggers would append
+            # the new epochs to the partial attempt's rows (epoch 1, 2, 1, 2, ...).
+            for name in ("progress.csv", "result.json"):
+                (folder / name).unlink(missing_ok=True)
+            for events in folder.glob("events.out.tfevents*"):
+                events.unlink()
+            shutil.rmtree(folder / "log_tensorboard", ignore_errors=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._ended(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._ended(trial)
+
+    def _ended(self, trial) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(f"{trial.trial_id}\n")
+
+
+def ended_trials(experiment_dir) -> set[str] | None:
+    """Ids of the trials that ended by the sweep's own course; None for a sweep older than ENDED_TRIALS."""
+    path = Path(experiment_dir) / ENDED_TRIALS
+    if not path.exists():
+        return None
+    return set(path.read_text(encoding="utf-8").split())
+
+
 def _run_config(spec: SweepSpec, api: RayAPI, callbacks=None):
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
@@ -462,7 +535,9 @@ def _run_config(spec: SweepSpec, api: RayAPI, callbacks=None):
         # A failing trial is recorded with its error and not retried; the sweep goes on.
         failure_config=api.FailureConfig(max_failures=0, fail_fast=False),
         # Named explicitly: newer ray no longer adds the TensorBoard logger by default.
-        callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), TBXLoggerCallback(), *(callbacks or [])],
+        # TrialEnds first: it clears a re-run trial's old progress files before the loggers open them.
+        callbacks=[TrialEnds(spec.experiment_dir), JsonLoggerCallback(), CSVLoggerCallback(),
+                   TBXLoggerCallback(), *(callbacks or [])],
         verbose=1,
     )
 
@@ -493,16 +568,11 @@ def run_sweep(
     settings = dict(settings or {})
     config_files = [str(Path(f).resolve()) for f in config_files or []]
     user_keys = sorted(set(settings) | {k for f in config_files for k in load_yaml_file(f)})
-    if "data_path" in settings:  # trials run in their own folders: relative paths would break
-        settings["data_path"] = str(Path(settings["data_path"]).resolve())
-    else:
-        files_path = [load_yaml_file(f)["data_path"] for f in config_files if "data_path" in load_yaml_file(f)]
-        raw = files_path[-1] if files_path else Config(model, dataset, config_files, settings).internal_config_dict["data_path"]
-        resolved = Path(raw).resolve()
-        # Without a data path of the user's, ml-100k may be RecBole's bundled copy (found from any
-        # folder); naming the default folder for it would make the trials' data path the user's own.
-        if files_path or (resolved / dataset / f"{dataset}.inter").is_file() or dataset != "ml-100k":
-            settings["data_path"] = str(resolved)
+    # Trials run in their own folders: their data path is spelled out as the user's.
+    data_path = data_path_for_runs_elsewhere(model, dataset, config_files, settings.get("data_path"))
+    settings.pop("data_path", None)
+    if data_path is not None:
+        settings["data_path"] = data_path
     if experiment_dir is None:
         experiment_dir = f"sweeps/{model}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     experiment = Path(experiment_dir).resolve()
@@ -535,13 +605,20 @@ def run_sweep(
     copy.write_text(Path(spec.space_file).read_text(encoding="utf-8"), encoding="utf-8")
     spec.space_file = str(copy)
     (experiment / SWEEP_FILE).write_text(json.dumps(asdict(spec), indent=2), encoding="utf-8")
+    print(f"Sweep folder: {experiment}; after an interruption resume it with: {resume_command(spec)}",
+          file=sys.stderr, flush=True)
     tuner = tune.Tuner(_trainable(spec, prepared), param_space=param_space, tune_config=tune_config,
                        run_config=_run_config(spec, api, callbacks))
     return summarize(tuner.fit(), spec)
 
 
-def resume_sweep(experiment_dir: str, ray_init: dict | None = None, restart_errored: bool = False) -> dict:
-    """Resume an interrupted sweep: finished trials are kept, unfinished ones run (again)."""
+def resume_sweep(experiment_dir: str, ray_init: dict | None = None, restart_errored: bool = False,
+                 **summary_options) -> dict:
+    """Resume an interrupted sweep: finished trials are kept, unfinished ones run (again).
+
+    ``summary_options``: ``best_from_unfinished``, ``best_keeps_run_settings`` given now (True)
+    apply on top of those the sweep was started with.
+    """
     experiment = Path(experiment_dir).resolve()
     if not (experiment / SWEEP_FILE).is_file():
         raise ConfigError(
@@ -549,6 +626,10 @@ def resume_sweep(experiment_dir: str, ray_init: dict | None = None, restart_erro
             f"sweep printed as its experiment directory."
         )
     spec = SweepSpec(**json.loads((experiment / SWEEP_FILE).read_text(encoding="utf-8")))
+    for name, value in summary_options.items():
+        if name not in ("best_from_unfinished", "best_keeps_run_settings"):
+            raise TypeError(f"resume_sweep() got an unexpected option {name!r}")
+        setattr(spec, name, bool(value) or getattr(spec, name))
     searched, _ = read_space(spec.space_file) if Path(spec.space_file).is_file() else ({}, {})
     prepared = _prepare(spec, searched)
     init_ray(**(ray_init or {}))
@@ -605,6 +686,7 @@ def summarize(result_grid, spec: SweepSpec) -> dict:
     searched = list(read_space(spec.space_file)[0]) if Path(spec.space_file).is_file() else []
     rows, finals = [], {}
     statuses = _tune_statuses(result_grid)
+    ended = ended_trials(experiment)
     for result in result_grid:
         frame = result.metrics_dataframe
         metrics = result.metrics or {}
@@ -616,10 +698,13 @@ def summarize(result_grid, spec: SweepSpec) -> dict:
             status = "ERROR"
         elif metrics.get("completed"):
             status = "COMPLETED"
-        elif ray_status in ("PENDING", "RUNNING", "PAUSED"):
-            status = "UNFINISHED"  # the sweep was interrupted: --resume_sweep runs it
+        elif ray_status in ("PENDING", "RUNNING", "PAUSED") or (
+                ended is not None and not any(trial.endswith(f"_{tid}") for tid in ended)):
+            # Cut short by Ctrl+C, --time_budget or a crash of the driver (Ray marks the trials it
+            # stops while cleaning up TERMINATED, like scheduler stops): --resume_sweep runs it again.
+            status = "INTERRUPTED"
         else:
-            status = "STOPPED"  # by the scheduler (ASHA), the trial time limit or the sweep budget
+            status = "STOPPED"  # by the scheduler (ASHA), the trial time limit or the search
         row = {"trial": trial, "status": status, key: best,
                "epochs": int(frame["epoch"].max()) if frame is not None and "epoch" in frame and len(frame) else 0,
                "seconds": round(float(metrics.get("time_total_s", 0.0)), 2)}
@@ -631,6 +716,9 @@ def summarize(result_grid, spec: SweepSpec) -> dict:
     ok = [r for r in rows if r["status"] != "ERROR" and r[key] is not None and not math.isnan(float(r[key]))]
     ok.sort(key=lambda r: r[key], reverse=bigger)
     rows = ok + [r for r in rows if r not in ok]
+    # An interrupted trial's score is that of its first epochs: the best configuration comes from
+    # trials that ran their course, unless the user asks otherwise (--best_from_unfinished).
+    candidates = [r for r in ok if r["status"] != "INTERRUPTED" or spec.best_from_unfinished]
 
     columns = ["trial", "status", key, "epochs", "seconds", *searched, "error"]
     with open(experiment / SUMMARY_CSV, "w", newline="", encoding="utf-8") as f:
@@ -638,43 +726,57 @@ def summarize(result_grid, spec: SweepSpec) -> dict:
         writer.writeheader()
         writer.writerows(rows)
 
-    best = ok[0] if ok else None
+    best = candidates[0] if candidates else None
     best_settings, test = None, {}
     if best is not None:
         metrics, config = finals[best["trial"]]
-        best_settings = _best_settings(spec, config)
+        best_settings, left_out = _best_settings(spec, config)
         test = {k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")}
-        _write_best_yaml(experiment / BEST_YAML, spec, best, best_settings)
+        _write_best_yaml(experiment / BEST_YAML, spec, best, best_settings, left_out)
+    else:
+        (experiment / BEST_YAML).unlink(missing_ok=True)  # an earlier summary's, from trials now ranked otherwise
     _write_markdown(experiment / SUMMARY_MD, spec, rows, columns, best, test)
     interrupted = _interrupted(spec, rows)
-    return {"experiment_dir": str(experiment), "rows": rows, "interrupted": interrupted, "best": best, "best_settings": best_settings,
+    return {"experiment_dir": str(experiment), "rows": rows, "interrupted": interrupted,
+            "resume_command": resume_command(spec) if interrupted else None, "best": best, "best_settings": best_settings,
             "best_test_result": test, "summary_csv": str(experiment / SUMMARY_CSV),
             "summary_md": str(experiment / SUMMARY_MD),
             "best_yaml": str(experiment / BEST_YAML) if best is not None else None}
 
 
 def _interrupted(spec: SweepSpec, rows: list) -> bool:
-    """Trials left to run: one unfinished, or fewer trials than the sweep asked for (Ctrl+C, a
+    """Trials left to run: one interrupted, or fewer trials than the sweep asked for (Ctrl+C, a
     crash of the driver, or the --time_budget; a search that stops early by itself is not one)."""
-    return any(r["status"] == "UNFINISHED" for r in rows) or len(rows) < spec.expected_trials
+    return any(r["status"] == "INTERRUPTED" for r in rows) or len(rows) < spec.expected_trials
 
 
-def _best_settings(spec: SweepSpec, config: dict) -> dict:
-    """The user's own settings (config files, then command line) with the best trial's values."""
+def resume_command(spec: SweepSpec) -> str:
+    return f"python run_recbole_dis.py --resume_sweep={spec.experiment_dir}"
+
+
+def _best_settings(spec: SweepSpec, config: dict) -> tuple[dict, dict]:
+    """(settings, left out): the user's own settings (config files, then command line) with the
+    best trial's values; the command line's RUN_SETTINGS are left out unless the user keeps them."""
     merged = {}
     for file in spec.config_files:
         merged.update(load_yaml_file(file))
-    merged.update({k: v for k, v in spec.settings.items() if k in spec.user_keys})
+    command_line = {k: v for k, v in spec.settings.items() if k in spec.user_keys}
+    left_out = {} if spec.best_keeps_run_settings else {k: v for k, v in command_line.items() if k in RUN_SETTINGS}
+    merged.update({k: v for k, v in command_line.items() if k not in left_out})
     merged.update(trial_settings(config, spec.nested_base))
-    return merged  # what a trial sets for itself (checkpoint_dir, gpu_id, absolute data_path) stays out
+    return merged, left_out  # what a trial sets for itself (checkpoint_dir, gpu_id, absolute data_path) stays out
 
 
-def _write_best_yaml(path: Path, spec: SweepSpec, best: dict, settings: dict) -> None:
+def _write_best_yaml(path: Path, spec: SweepSpec, best: dict, settings: dict, left_out: dict) -> None:
     header = (
-        f"# Best trial {best['trial']} of the sweep in {spec.experiment_dir}\n"
+        f"# Best trial {best['trial']} ({best['status']}) of the sweep in {spec.experiment_dir}\n"
         f"# ({spec.metric} = {best[spec.metric]:.6f} on the validation split). Train it with:\n"
         f"#   python run_recbole_dis.py --model={spec.model} --dataset={spec.dataset} --config_files {path}\n"
     )
+    if left_out:
+        header += ("# Left out: the sweep's run-length and machine settings of its command line "
+                   "(--best_keeps_run_settings keeps them): "
+                   + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(left_out.items())) + "\n")
     path.write_text(header + yaml.safe_dump(settings, sort_keys=True, default_flow_style=False), encoding="utf-8")
 
 
@@ -691,8 +793,10 @@ def _write_markdown(path: Path, spec: SweepSpec, rows: list, columns: list, best
              f"{len(rows)} trials ({sum(r['status'] == 'ERROR' for r in rows)} failed), sorted by "
              f"validation `{spec.metric}` ({spec.mode}).", ""]
     if _interrupted(spec, rows):
-        lines += [f"The sweep was interrupted: resume it with `python run_recbole_dis.py "
-                  f"--resume_sweep={spec.experiment_dir}`.", ""]
+        lines += [f"The sweep was interrupted: resume it with `{resume_command(spec)}`.", ""]
+    if best is None and any(r["status"] == "INTERRUPTED" for r in rows):
+        lines += [f"No trial has run its course, so no `{BEST_YAML}` was written (--best_from_unfinished "
+                  f"writes it from the best interrupted trial).", ""]
     if best is not None:
         lines += [f"Best trial: `{best['trial']}` ({spec.metric} = {best[spec.metric]:.6f}); its settings are in "
                   f"`{BEST_YAML}`.", ""]

@@ -51,6 +51,10 @@ def test_data_path_is_where_the_user_stands_even_when_only_a_default_names_it(tm
     # The default folder without the data set is not passed on: ml-100k then comes from RecBole's
     # wheel, which a run refuses once it is told a data path that lacks the data set.
     assert benchmark.data_path_of_run(args, "MacridVAE", "ml-100k", tmp_path) == ["--epochs=1"]
+    # Any other data set missing there still gets the folder where the user stands (the sweeps'
+    # rule, config.data_path_for_runs_elsewhere): its error, or RecBole's download, names that folder.
+    assert benchmark.data_path_of_run(args, "MacridVAE", "ml-1m", tmp_path) == [
+        "--epochs=1", f"--data_path={(tmp_path / 'dataset_atomic').resolve()}"]
 
     # A data_path of a --config_files YAML counts (relative to where the user stands), and
     # --data_path on the command line still wins over it; an absolute one is kept as typed.

@@ -69,6 +69,21 @@ def test_unknown_model_lists_the_known_ones():
         Config("MacridVAEE", "ml-100k")
     message = str(err.value)
     assert "MacridVAEE" in message and "RecBoleMacridVAE" in message and "MultiVAE" in message and "LightGCN" in message
+    for missing in ("RecBoleVBPR", "RecBoleAD-DRL", "RecBoleSEM-MacridVAE"):  # RecBole has no such model
+        assert missing not in message
+
+
+def test_recboles_model_type_defaults_win_over_the_plugins_layers():
+    fm = Config("FM", "ml-100k")  # context-aware: labeled evaluation, RecBole's CTR metrics and feature columns
+    assert fm["metrics"] == ["AUC", "LogLoss"] and fm["valid_metric"] == "AUC"
+    assert fm["eval_args"]["mode"]["valid"] == "labeled" and "user" in fm["load_col"]
+    cke = Config("CKE", "ml-100k")  # knowledge-aware: properties/dataset/ml-100k.yaml's load_col lacks kg, link
+    assert {"kg", "link"} <= set(cke["load_col"])
+    gru = Config("GRU4Rec", "ml-100k")  # sequential with a cross-entropy loss: no negative sampling
+    assert gru["eval_args"]["split"] == {"LS": "valid_and_test"} and gru["train_neg_sample_args"]["distribution"] == "none"
+    # the user's own settings still win
+    assert Config("FM", "ml-100k", config_dict={"metrics": ["AUC"]})["metrics"] == ["AUC"]
+    assert Config("MacridVAE", "ml-100k")["metrics"] == ["Recall", "NDCG", "MRR", "Hit", "Precision"]
 
 
 def test_command_line_values_are_yaml():
@@ -111,3 +126,22 @@ def test_ml100k_falls_back_to_recboles_shipped_copy_unless_data_path_has_one(tmp
 def test_other_data_sets_live_under_data_path(tmp_path):
     config = Config("MacridVAE", "ml-1m", config_dict={"data_path": str(tmp_path)})
     assert Path(config["data_path"]) == tmp_path / "ml-1m"
+
+
+def test_runs_elsewhere_get_the_data_path_a_run_here_would_take(tmp_path):
+    """One rule for the sweeps' trials and the benchmark's runs, which execute in other folders."""
+    from recbole_disentangle.config import data_path_for_runs_elsewhere
+
+    default = (tmp_path / "dataset_atomic").resolve()
+    # ml-100k not in the default folder: no data path, so RecBole's bundled copy is used
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", base=tmp_path) is None
+    # another data set missing from the default folder: the default where the user stands (the
+    # benchmark used to pass none, so its runs looked inside their work folder)
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-1m", base=tmp_path) == str(default)
+    write(tmp_path / "dataset_atomic" / "ml-100k" / "ml-100k.inter", "user_id:token\titem_id:token\n1\t2\n")
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", base=tmp_path) == str(default)
+    # a config file's data_path, and the command line's over it, relative to where the user stands
+    mine = write(tmp_path / "my.yaml", "data_path: mine/\n")
+    assert data_path_for_runs_elsewhere("MacridVAE", "ml-100k", [str(mine)], base=tmp_path) == str(tmp_path / "mine")
+    assert data_path_for_runs_elsewhere("BPR", "ml-1m", [str(mine)], "typed", base=tmp_path) == str(tmp_path / "typed")
+    assert data_path_for_runs_elsewhere("BPR", "ml-1m", data_path="/abs/d", base=tmp_path) == "/abs/d"

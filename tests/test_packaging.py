@@ -32,3 +32,20 @@ def test_wheel_holds_every_module_and_every_properties_file(tmp_path):
                          capture_output=True, text=True, check=True).stdout.strip()
     assert Path(out) == site / "recbole_disentangle" / "properties"
     assert (Path(out) / "model" / "MacridVAE.yaml").is_file()
+
+
+def test_install_metadata_says_what_works():
+    """pip's own checks tell a user what cannot work: the Python range recbole's ray pin allows, and
+    an extra for every searcher --search_alg offers."""
+    import tomllib
+
+    from recbole_disentangle.tuning import SEARCH_ALGS
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10,<3.12"  # ray<=2.6.3 (recbole 1.2.1's pin) has no 3.12 wheel
+    extras = project["optional-dependencies"]
+    needs = {"tpe": "optuna", "optuna": "optuna", "hyperopt": "hyperopt"}  # random and grid need nothing more
+    for alg in SEARCH_ALGS:
+        if alg in needs:
+            assert any(req.startswith(needs[alg]) for reqs in extras.values() for req in reqs), alg
+    assert {"tpe", "hyperopt"} <= set(extras) and "hyperopt" in extras["test"][1]

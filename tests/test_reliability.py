@@ -12,6 +12,7 @@ the two from drifting apart otherwise).
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -35,6 +36,9 @@ class Case:
     code: int = 2
     module: str | None = None  # ``python -m MODULE`` instead of run_recbole_dis.py
     needs_checkpoint: bool = False
+    absent: list[str] = field(default_factory=list)  # fragments the message must not contain
+    # A run that must finish (exit 0): the test metrics it must report (--result_json), shown as its message.
+    test_metrics: list[str] = field(default_factory=list)
 
     @property
     def command(self) -> str:
@@ -63,6 +67,13 @@ CASES = [
     Case("every user has one interaction (the split leaves no test part)",
          ["--dataset=single", *TINY], ["valid and test part(s) of the split are empty", "at most 1 per user",
                                        "user_inter_num_interval"]),
+    Case("paper protocol: more held-out users than the data set has (20 users, 10 + 10 held out)",
+         ["--dataset=good", *TINY, "--eval_protocol=paper", "--paper_heldout_users=10"],
+         ["holds out 10 user(s) for validation and 10 for test", "a count between 1 and"]),
+    Case("paper protocol: held-out users too small for a target (test result None, exit 0 before)",
+         ["--dataset=good", *TINY, "--eval_protocol=paper", "--paper_heldout_users=1",
+          "--paper_min_user_interactions=1", "--paper_target_fraction=0.1"],
+         ["paper protocol: no validation and no test user is left to score", "needs m >= 10"]),
     Case("misspelt key on the command line, --strict",
          ["--kfacc=3", "--strict"], ["'kfacc'", "Did you mean kfac?"]),
     Case("misspelt key in a YAML file, --strict",
@@ -90,6 +101,20 @@ CASES = [
           "kfac = 7 in the checkpoint, 5 now (--kfac on the command line)"], needs_checkpoint=True),
     Case("topk larger than the number of items", ["--dataset=good", *TINY, "--topk=[50]"],
          ["asks for the top 50", "which has 30 items"]),
+    Case("an unknown model name", ["--model=MacridVAEE"],
+         ["Unknown model 'MacridVAEE'", "RecBoleMacridVAE", "MultiVAE"],
+         absent=["RecBoleVBPR", "RecBoleAD-DRL", "RecBoleSEM-MacridVAE"]),  # RecBole has no such models
+    # --- RecBole's other model types run through the same command (1 epoch, small sizes for CI)
+    Case("RecBole's context-aware FM on ml-100k (a TypeError in evaluation before: the plugin's ranking "
+         "metrics overrode RecBole's AUC/LogLoss)", ["--model=FM", "--epochs=1", "--embedding_size=8"],
+         [], code=0, test_metrics=["auc", "logloss"]),
+    Case("RecBole's sequential GRU4Rec on ml-100k (RecBole's own quick start refuses its cross-entropy loss "
+         "with negative sampling)", ["--model=GRU4Rec", "--epochs=1", "--embedding_size=16", "--hidden_size=16",
+                                     "--MAX_ITEM_LIST_LENGTH=10", "--train_batch_size=4096"],
+         [], code=0, test_metrics=["ndcg@10", "recall@10"]),
+    Case("RecBole's knowledge-aware CKE on ml-100k (reads the .kg and .link files)",
+         ["--model=CKE", "--epochs=1", "--embedding_size=8", "--kg_embedding_size=8"],
+         [], code=0, test_metrics=["ndcg@10", "recall@10"]),
     Case("--control_concept 9 on a 7-concept model (analysis command)",
          ["--model_file", "k7.pth", "--out", "analysis", "--no_plots", "--control_concept", "9"],
          ["control_concept", "9"], module="recbole_disentangle.analysis", needs_checkpoint=True),
@@ -167,13 +192,23 @@ def test_bad_input_is_a_clear_error(case, case_root, env, request):
         request.getfixturevalue("k7_checkpoint")
     head = [sys.executable, "-m", case.module] if case.module else [sys.executable, str(REPO_ROOT / "run_recbole_dis.py")]
     extra = [] if case.module else ["--state=WARNING"]
+    result_file = case_root / f"result-{CASES.index(case)}.json"
+    if case.test_metrics:
+        extra += ["--show_progress=false", f"--result_json={result_file}"]
     done = subprocess.run([*head, *case.args, *extra], cwd=case_root, capture_output=True, text=True, env=env,
                           timeout=600)
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == case.code, done.stderr[-3000:]
     message = message_of(done.stderr)
+    if case.test_metrics:
+        test_result = json.loads(result_file.read_text())["test_result"]
+        for metric in case.test_metrics:
+            assert 0 < test_result.get(metric, -1) < 1, f"{metric} missing or out of range in {test_result}"
+        message = "test result: " + ", ".join(f"{k} = {v:.4f}" for k, v in test_result.items() if k in case.test_metrics)
     for fragment in case.expect:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+    for fragment in case.absent:
+        assert fragment not in message, f"{fragment!r} in {message!r}"
     MESSAGES[case.bad_input] = (done.returncode, message)
 
 
@@ -184,7 +219,8 @@ def render_table() -> str:
         "Every row is a case of `tests/test_reliability.py`, run through the real command line from a folder",
         "holding small broken data sets (`data/<name>/<name>.inter`, written by the test), `k7.pth` (a MacridVAE",
         "checkpoint with K = 7) and the YAML files named. Run-command cases also pass `--state=WARNING`.",
-        "None ends in a traceback; exit code 2 means the run stopped before training.",
+        "None ends in a traceback; exit code 2 means the run stopped before training. Rows with exit code 0",
+        "are runs that must finish (a warning, or RecBole's other model types, whose message is their test result).",
         "Refresh: `RELIABILITY_TABLE=1 python -m pytest -q tests/test_reliability.py`.",
         "",
         "| bad input | command | exit code | message |",

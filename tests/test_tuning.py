@@ -214,12 +214,15 @@ def test_ci_sweep_records_a_failing_trial_and_its_best_yaml_trains(workdir, loca
 
     best_yaml = experiment / "best_config.yaml"
     best = load_yaml_file(best_yaml)
-    assert best == {**TRIAL, "epochs": 2, "tau": float(rows[0]["tau"])}
-    # The second command of a sweep: train with the best configuration, unchanged.
+    # The command line's run length (epochs, eval_step) and show_progress stay out: the sweep's are
+    # chosen for speed, not part of the configuration; the header names them.
+    assert best == {"embedding_size": 16, "tau": float(rows[0]["tau"])}
+    assert "# Left out: " in best_yaml.read_text() and "epochs=2" in best_yaml.read_text()
+    # The second command of a sweep: train with the best configuration (here with the sweep's run length).
     from recbole_disentangle.cli import main
 
-    assert main(["--model=MacridVAE", "--dataset=ml-100k", "--config_files", str(best_yaml),
-                 "--result_json=best.json"]) == 0
+    assert main(["--model=MacridVAE", "--dataset=ml-100k", "--config_files", str(best_yaml), "--epochs=2",
+                 "--eval_step=1", "--show_progress=false", "--result_json=best.json"]) == 0
     retrained = json.loads((workdir / "best.json").read_text())
     assert retrained["best_valid_score"] == pytest.approx(scores[0], abs=1e-4)  # same seed, same settings
 
@@ -240,13 +243,19 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(workdir, lo
                 os.kill(os.getpid(), signal.SIGINT)
 
     write(workdir / "space.yaml", "kfac: {grid: [2, 3, 4]}\n")
-    first = run_sweep("MacridVAE", "ml-100k", "space.yaml", settings=dict(TRIAL), experiment_dir="exp",
-                      search_alg="grid", max_concurrent_trials=1, callbacks=[Interrupt()])
+    # 2 epochs per trial, 2 at a time: the second trial is mid-run when the first one ends.
+    first = run_sweep("MacridVAE", "ml-100k", "space.yaml", settings={**TRIAL, "epochs": 2}, experiment_dir="exp",
+                      search_alg="grid", max_concurrent_trials=2, callbacks=[Interrupt()])
     assert "resume it with `python run_recbole_dis.py --resume_sweep=" in (workdir / "exp" / "summary.md").read_text()
     experiment = workdir / "exp"
-    assert first["interrupted"]
-    done = {r["trial"]: r for r in read_summary(experiment) if r["status"] == "COMPLETED"}
+    assert first["interrupted"] and first["resume_command"].endswith(f"--resume_sweep={experiment}")
+    statuses = {r["trial"]: r["status"] for r in read_summary(experiment)}
+    done = {t for t, status in statuses.items() if status == "COMPLETED"}
     assert 1 <= len(done) < 3
+    # The trials Ray stopped at the interruption are not "STOPPED" (the scheduler's word)
+    assert set(statuses.values()) <= {"COMPLETED", "INTERRUPTED"}, statuses
+    # best_config.yaml comes from a finished trial only
+    assert first["best"]["trial"] in done
     progress = {t: (experiment / t / "progress.csv").read_text() for t in done}
 
     with pytest.raises(ConfigError, match="already holds a sweep.*--resume_sweep"):
@@ -258,6 +267,53 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(workdir, lo
     assert sorted(r["kfac"] for r in rows) == ["2", "3", "4"] and {r["status"] for r in rows} == {"COMPLETED"}
     for trial, text in progress.items():  # finished trials were not run again
         assert (experiment / trial / "progress.csv").read_text() == text
+    for row in rows:  # a re-run trial has its new epochs only, and one run's checkpoints
+        epochs = [int(p["epoch"]) for p in csv.DictReader(open(experiment / row["trial"] / "progress.csv"))]
+        assert epochs == [1, 2, 2], (row["trial"], epochs)
+        assert len(list((experiment / row["trial"] / "checkpoints").glob("*.pth"))) <= 2  # best and last
+
+
+def test_unfinished_trials_give_no_best_config_unless_asked(tmp_path):
+    """summarize() on a sweep whose only scored trial was cut short: no best_config.yaml, the
+    summary says why; --best_from_unfinished writes it."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from recbole_disentangle.tuning import ENDED_TRIALS, SweepSpec, summarize
+
+    space = write(tmp_path / "space.yaml", "kfac: {choice: [2, 3]}\n")
+    (tmp_path / ENDED_TRIALS).write_text("")  # no trial ended by the sweep's own course
+    result = SimpleNamespace(metrics_dataframe=pd.DataFrame({"valid_ndcg@10": [0.1], "epoch": [1]}),
+                             metrics={"valid_ndcg@10": 0.1, "epoch": 1}, error=None, config={"kfac": 2},
+                             path=str(tmp_path / "MacridVAE_abc12345"))
+    grid = [result]
+    spec = SweepSpec(model="MacridVAE", dataset="ml-100k", space_file=str(space), experiment_dir=str(tmp_path),
+                     settings={"epochs": 50}, user_keys=["epochs"], metric="valid_ndcg@10", expected_trials=1)
+    summary = summarize(grid, spec)
+    assert summary["rows"][0]["status"] == "INTERRUPTED" and summary["interrupted"]
+    assert summary["best"] is None and not (tmp_path / "best_config.yaml").exists()
+    assert "--best_from_unfinished" in (tmp_path / "summary.md").read_text()
+    spec.best_from_unfinished, spec.best_keeps_run_settings = True, True
+    summary = summarize(grid, spec)
+    assert load_yaml_file(tmp_path / "best_config.yaml") == {"kfac": 2, "epochs": 50}
+
+
+def test_interrupted_sweep_exits_non_zero_with_the_resume_command(monkeypatch, capsys, workdir):
+    from recbole_disentangle import cli, tuning
+
+    summary_md = write(workdir / "summary.md", "# Sweep\n")
+    seen = {}
+
+    def fake_sweep(*args, **options):
+        seen.update(options)
+        return {"summary_md": str(summary_md), "experiment_dir": "exp", "interrupted": True,
+                "rows": [{"status": "INTERRUPTED"}], "resume_command": "python run_recbole_dis.py --resume_sweep=/x/exp"}
+
+    monkeypatch.setattr(tuning, "run_sweep", fake_sweep)
+    assert cli.main(["--tune", "--strict", "--epochs=1"]) == cli.SWEEP_INTERRUPTED != 0
+    assert "--resume_sweep=/x/exp" in capsys.readouterr().err
+    assert seen["strict"] is True  # --strict reaches the trials (SweepSpec.strict -> quick_start.run)
 
 
 @pytest.mark.parametrize("package", ["optuna", "hyperopt"])

@@ -25,6 +25,7 @@ from recbole_disentangle.errors import ConfigError
 
 PAPER_METRICS = ("ndcg@100", "recall@20", "recall@50")
 PROTOCOLS = ("recbole", "paper")
+PHASE_NAMES = {"valid": "validation", "test": "test"}
 
 
 def configure_paper_protocol(config) -> None:
@@ -104,7 +105,14 @@ def split_users(inter: pd.DataFrame, uid: str, iid: str, held_out, target_fracti
     users = np.unique(inter[uid].to_numpy())
     n_held = _held_out_count(held_out, len(users))
     if n_held < 1 or 2 * n_held >= len(users):
-        raise ConfigError(f"paper_heldout_users = {held_out!r} leaves no training or no held-out users among {len(users)}.")
+        what = (f"holds out {n_held} user(s) for validation and {n_held} for test" if n_held >= 1
+                else f"rounds to 0 held-out users ({held_out!r} x {len(users)})")
+        raise ConfigError(
+            f"paper_heldout_users = {held_out!r} {what}, but {len(users)} user(s) are left after the paper "
+            f"protocol's filters (paper_rating_threshold, paper_min_user_interactions): validation, test and "
+            f"training each need at least one user. Set paper_heldout_users to a count between 1 and "
+            f"{max(1, (len(users) - 1) // 2)}, or loosen the filters."
+        )
     permuted = rng.permutation(users)
     phase_users = {"test": permuted[:n_held], "valid": permuted[n_held : 2 * n_held]}
     train_users = permuted[2 * n_held :]
@@ -151,6 +159,19 @@ def paper_split(dataset, config) -> PaperSplit:
             targets=_csr(targets, uid, iid, users, dataset.item_num),
             excluded_items=excluded,
             batch_size=max(1, config["eval_batch_size"] // dataset.item_num),
+        )
+    empty = [phase for phase in ("valid", "test") if not held[phase]]
+    if empty:
+        # Evaluating no user gives no metrics at all (test result None, exit 0): a wrong result.
+        fraction = config["paper_target_fraction"]
+        raise ConfigError(
+            f"Data set '{config['dataset']}', paper protocol: no {' and no '.join(PHASE_NAMES[p] for p in empty)} user "
+            f"is left to score. "
+            f"A held-out user is scored on floor(paper_target_fraction x m) of their m interactions with "
+            f"training items (paper_target_fraction = {fraction}), so needs m >= {math.ceil(1 / fraction)}; "
+            f"the {len(parts[empty[0]][0][uid].unique())} {PHASE_NAMES[empty[0]]} user(s) held out (paper_heldout_users = "
+            f"{config['paper_heldout_users']!r}) have fewer. Hold out more users, raise paper_target_fraction, "
+            f"or keep users with more interactions (paper_min_user_interactions)."
         )
     model_inter = pd.concat([train, parts["valid"][0], parts["test"][0]])
     model_dataset = dataset.copy(model_inter)

@@ -58,6 +58,9 @@ def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
     return 0.5 * kl_to_mean(p) + 0.5 * kl_to_mean(q)
 
 
+LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
+
+
 class MacridVAE(GeneralRecommender):
     r"""MacridVAE with the paper's equations.
 
@@ -235,7 +238,11 @@ class MacridVAE(GeneralRecommender):
         # mu = a / ||a|| keeps z on the sphere the cosine decoder reads; the inner-product
         # ablation has no sphere to stay on, so it keeps a as it is.
         mu = F.normalize(a, dim=-1, eps=EPS) if self.similarity == "cosine" else a
-        log_var_ratio = -b  # the network outputs b = -ln(sigma^2 / sigma0^2): sigma = sigma0 e^(-b/2)
+        # The network outputs b = -ln(sigma^2 / sigma0^2): sigma = sigma0 e^(-b/2). b is unbounded and
+        # e^(-b) (the KL's sigma^2/sigma0^2) overflows float32 past b = -88, so one diverging step
+        # would turn the loss into inf and then NaN. The bound (sigma within e^(+-10) of sigma0) is
+        # far outside what training reaches: the KL's e^x - x grows on both sides of 0.
+        log_var_ratio = (-b).clamp(-LOG_VAR_RATIO_BOUND, LOG_VAR_RATIO_BOUND)
         if self.training:
             z = mu + torch.randn_like(mu) * self.sigma0 * torch.exp(0.5 * log_var_ratio)
         else:

@@ -164,3 +164,24 @@ def test_softmax_test_assignment_uses_the_probabilities_of_eq6(built):
     c = model.log_concepts().exp()
     assert torch.allclose(c, torch.softmax(model.concept_logits(), dim=1))
     assert not set(c.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("b", [-200.0, 200.0])
+def test_an_extreme_variance_output_keeps_z_and_the_kl_finite(built, monkeypatch, b):
+    """sigma = sigma0 e^(-b/2) and the KL's sigma^2/sigma0^2 = e^(-b): an encoder output b = -200
+    overflows float32 (inf, then NaN in the loss) unless ln(sigma^2/sigma0^2) is bounded."""
+    _, train_data, model = built
+    batch = model.user_rows(first_batch(train_data)["user_id"])
+    encoder = model.encoder.forward
+
+    def extreme(*args):
+        a, out = encoder(*args)
+        return a, torch.full_like(out, b)
+
+    monkeypatch.setattr(model.encoder, "forward", extreme)
+    model.train()
+    try:
+        z, mu, log_var_ratio = model.encode(batch, model.log_concepts())
+        assert torch.isfinite(z).all() and torch.isfinite(model.kl_loss(mu, log_var_ratio))
+    finally:
+        model.eval()
