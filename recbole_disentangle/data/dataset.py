@@ -18,6 +18,10 @@ import yaml
 
 from recbole_disentangle import registry
 from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
+from recbole_disentangle.data.convert import CONVERTERS, convert_command
+from recbole_disentangle.data.dataloader import UserBatchDataLoader
+from recbole_disentangle.data.fields import read_header
+from recbole_disentangle.data.protocol import paper_split
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
@@ -43,8 +47,6 @@ def recbole_download_urls() -> dict[str, str]:
 
 
 def converter_names() -> list[str]:
-    from recbole_disentangle.data.convert import CONVERTERS
-
     return list(CONVERTERS)
 
 
@@ -58,12 +60,6 @@ def known_datasets(data_root: str | Path = "dataset_atomic") -> list[str]:
     """Names ``--dataset`` accepts: local atomic folders, the shipped one, the convertible ones."""
     names = dict.fromkeys([*local_datasets(Path(data_root)), *SHIPPED_DATASETS, *converter_names()])
     return list(names)
-
-
-def read_header(path: Path) -> list[str]:
-    """Field names of an atomic file (``name:type`` columns of its first line)."""
-    with open(path, encoding="utf-8") as f:
-        return [column.split(":")[0] for column in f.readline().rstrip("\n").split("\t")]
 
 
 def check_fields(config) -> None:
@@ -97,8 +93,6 @@ def check_fields(config) -> None:
 
 def _missing_message(config, reason: str) -> str:
     name, data_path = config["dataset"], Path(config["data_path"])
-    from recbole_disentangle.data.convert import CONVERTERS, convert_command
-
     text = f"Data set '{name}': {data_path / (name + '.inter')} is missing ({reason})."
     if name in CONVERTERS:
         converter = CONVERTERS[name]
@@ -292,15 +286,6 @@ def trains_on_user_batches(config) -> bool:
         return get_dataloader(config, "train") is UserDataLoader
 
 
-def loaded_item_fields(dataset) -> list[str]:
-    """The .item fields this data set loaded, besides the item id ([] without an .item file).
-
-    For the "field not loaded" errors, which list what the user could name instead.
-    """
-    feat = dataset.item_feat
-    return [] if feat is None else [c for c in feat.columns if c != dataset.iid_field]
-
-
 def data_preparation(config, dataset):
     """Dataloaders for training, validation and test, and the data set the model is built on.
 
@@ -316,11 +301,7 @@ def data_preparation(config, dataset):
     from recbole.sampler import KGSampler
     from recbole.utils import ModelType
 
-    from recbole_disentangle.data.dataloader import UserBatchDataLoader
-
     if config["eval_protocol"] == "paper":
-        from recbole_disentangle.data.protocol import paper_split
-
         split = paper_split(dataset, config)
         if trains_on_user_batches(config):
             train_data = UserBatchDataLoader(config, split.train_dataset, None, shuffle=config["shuffle"])
