@@ -137,7 +137,7 @@ class SEMMacridVAE(MacridVAE):
         Each set is first divided by its mean row norm so that, concatenated, neither dominates
         the principal components by its scale alone (AlexNet fc7 norms are ~100, MiniLM's 1).
         """
-        from recbole_disentangle.data.features import load_item_features
+        from recbole_disentangle.data.multimodal import load_item_features
 
         blocks, present = [], None
         for name in names:

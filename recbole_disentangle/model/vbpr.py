@@ -19,7 +19,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.data.features import load_item_features
+from recbole_disentangle.data.multimodal import load_item_features
 from recbole_disentangle.errors import ConfigError, DatasetError
 
 MODALITIES = ("id", "text", "image")
