@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recbole_disentangle.config import Config
+from recbole_disentangle.config import dataset_folder, dataset_settings
 from recbole_disentangle.errors import RecBoleDisError
 
 from .extract import dataset_item_ids, extract_image_features, extract_text_features, item_texts
@@ -41,12 +41,10 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        overrides = {"state": "WARNING", "download": False}
-        if args.data_path:
-            overrides["data_path"] = args.data_path
-        config = Config("Pop", args.dataset, config_dict=overrides)
-        folder = config["data_path"]
-        out = args.out or feature_folder(config)
+        # Where a run of any model would read the data set and its features (no model needed).
+        settings = dataset_settings(args.dataset, {"data_path": args.data_path} if args.data_path else None)
+        folder = dataset_folder(args.dataset, settings.get("data_path"))
+        out = args.out or feature_folder({"feature_dir": settings.get("feature_dir"), "data_path": folder})
         progress = not args.no_progress
         if args.kind == "image":
             ids = dataset_item_ids(folder, args.dataset, args.item_field)
