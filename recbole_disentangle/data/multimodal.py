@@ -8,10 +8,14 @@ from logging import getLogger
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from recbole.utils import FeatureType
 
 from recbole_disentangle.data.features.storage import feature_folder, feature_paths, read_item_features
 from recbole_disentangle.errors import DatasetError
+
+FEATURE_MODALITIES = ("text", "image")
+MISSING_POLICIES = ("error", "skip")
 
 
 @dataclass
@@ -108,3 +112,34 @@ def _item_column_features(dataset, name: str, expected_dim: int | None) -> ItemF
     if n_without:
         getLogger().warning(f"Item features '{name}' (.item column): {n_without} of {dataset.item_num - 1} items have none (zeros used).")
     return ItemFeatures(torch.from_numpy(aligned), torch.from_numpy(present))
+
+
+def load_modality_features(config, dataset, modalities) -> dict[str, torch.Tensor]:
+    """{modality: (n_items, F) L2-normalised features} for the feature modalities asked for.
+
+    Feature set names come from ``feature_names`` (default: the modality's name, i.e. files
+    ``<dataset>.text.npy`` / ``.image.npy``). Items without a feature row get zeros. A missing
+    feature set is a DatasetError saying what to do, or, with ``missing_modality: skip``, a
+    warning and the run goes on without that modality.
+    """
+    names = config["feature_names"] or {}
+    features = {}
+    for modality in modalities:
+        if modality not in FEATURE_MODALITIES:
+            continue
+        name = names.get(modality, modality)
+        try:
+            loaded = load_item_features(dataset, name)
+        except DatasetError as err:
+            if config["missing_modality"] == "skip":
+                getLogger().warning(f"{config['model']}: modality '{modality}' switched off: {err}")
+                continue
+            raise DatasetError(
+                f"{config['model']}: modality '{modality}' needs the item features '{name}' of "
+                f"{config['dataset']}: {err} Extract them (python -m recbole_disentangle.data.features "
+                f"{modality} ...), point feature_names: {{{modality}: NAME}} at an existing set, drop "
+                f"'{modality}' from modalities, or set missing_modality: skip."
+            ) from None
+        # Feature scales differ wildly between extractors (CNN activations vs unit sentence vectors).
+        features[modality] = F.normalize(loaded.values, dim=1)
+    return features
