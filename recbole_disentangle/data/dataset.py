@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from recbole_disentangle import registry
 from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
 from recbole_disentangle.data.convert import CONVERTERS, convert_command
 from recbole_disentangle.data.dataloader import UserBatchDataLoader
@@ -27,11 +26,18 @@ from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
 
 
+def recbole_model_name(config) -> str:
+    """The name RecBole's name-keyed tables (AE dataloaders, ``<Model>Dataset``) know the model by:
+    its class's name, as RecBole's Config names a model given as a class (``RecBoleMacridVAE`` is
+    RecBole's class ``MacridVAE``)."""
+    return config.model_class.__name__
+
+
 @contextlib.contextmanager
 def as_recbole_model(config):
-    """Let RecBole's name-keyed tables (AE dataloaders, ``<Model>Dataset``) see ``RecBoleX`` as ``X``."""
+    """Let RecBole's name-keyed tables see ``RecBoleX`` as ``X`` (:func:`recbole_model_name`)."""
     name = config["model"]
-    config["model"] = registry.recbole_base_name(name)
+    config["model"] = recbole_model_name(config)
     try:
         yield
     finally:
@@ -169,19 +175,44 @@ def create_dataset(config):
     if rows["inter"] == 0:
         raise DatasetError(f"{files['inter']} has a header but no interactions: add rows, one interaction a line.")
     check_fields(config)
-    from recbole.utils import ModelType
-
-    dataset_module = importlib.import_module("recbole.data.dataset")
-    special = getattr(dataset_module, registry.recbole_base_name(config["model"]) + "Dataset", None)
-    if special is None:
-        type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
-        special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
     try:
-        dataset = special(config)
+        dataset = dataset_class(config)(config)
     except ValueError as err:
         raise _explain_load_error(config, files, err) from None
     check_sizes(config, dataset)
     return dataset
+
+
+def dataset_class(config) -> type:
+    """The Dataset class a run of ``config`` loads: the one its model declares (``dataset_class``:
+    the multimodal models' :class:`~recbole_disentangle.data.multimodal.MultimodalDataset`), else
+    RecBole's choice (``recbole.data.utils.create_dataset``: ``<Model>Dataset``, else by model type)."""
+    from recbole.utils import ModelType
+
+    declared = getattr(config.model_class, "dataset_class", None)
+    if declared is not None:
+        return declared
+    dataset_module = importlib.import_module("recbole.data.dataset")
+    special = getattr(dataset_module, recbole_model_name(config) + "Dataset", None)
+    if special is None:
+        type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+        special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
+    return special
+
+
+def reuse_dataset(dataset, config):
+    """A loaded data set, ready for a run of ``config`` (sweeps and benchmarks load one and reuse it).
+
+    A copy, since ``build()`` splits in place and the caller's must stay intact; one loaded for a
+    model of RecBole's becomes the data set a plugin model declares (its item features are then
+    read on first use).
+    """
+    reused = dataset.copy(dataset.inter_feat)
+    declared = getattr(config.model_class, "dataset_class", None)
+    if declared is not None and not isinstance(reused, declared):
+        reused = declared.from_dataset(reused)
+    reused.config = config
+    return reused
 
 
 def atomic_files(config) -> dict[str, Path]:
@@ -280,7 +311,7 @@ def trains_on_user_batches(config) -> bool:
     from recbole.data.dataloader import UserDataLoader
     from recbole.data.utils import get_dataloader
 
-    if getattr(registry.get_model(config["model"]), "train_by_user", False):
+    if getattr(config.model_class, "train_by_user", False):
         return True
     with as_recbole_model(config):
         return get_dataloader(config, "train") is UserDataLoader
@@ -318,9 +349,8 @@ def data_preparation(config, dataset):
     train_dataset, valid_dataset, test_dataset = built
     check_split(config, dataset, built)
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
-    model_class = registry.get_model(config["model"])
     with as_recbole_model(config):
-        if getattr(model_class, "train_by_user", False):
+        if getattr(config.model_class, "train_by_user", False):
             train_data = UserBatchDataLoader(config, train_dataset, None, shuffle=config["shuffle"])
         elif config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
             kg_sampler = KGSampler(

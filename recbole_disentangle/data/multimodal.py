@@ -1,4 +1,12 @@
-"""Item features aligned to a loaded data set's internal item ids.
+"""The data set of the models that read item side information: item features and attributes.
+
+As RecBole-GNN gives its graph models a Dataset subclass that builds their graph
+(``GeneralGraphDataset``), the models that read item features or item attributes (VBPR, AD-DRL,
+SEM-MacridVAE) declare :class:`MultimodalDataset` as their ``dataset_class``;
+:func:`recbole_disentangle.data.dataset.create_dataset` builds it, and the model asks it for
+arrays aligned to RecBole's internal item ids, never for files. Feature sets are read from their
+memory-mapped ``.npy`` files (:mod:`recbole_disentangle.data.features.storage`) and aligned once
+per loaded data set.
 """
 
 from __future__ import annotations
@@ -9,8 +17,10 @@ from logging import getLogger
 import numpy as np
 import torch
 import torch.nn.functional as F
+from recbole.data.dataset import Dataset
 from recbole.utils import FeatureType
 
+from recbole_disentangle.data.attributes import AttributeSpec, ItemAttributes, item_attributes
 from recbole_disentangle.data.features.storage import feature_folder, feature_paths, read_item_features
 from recbole_disentangle.errors import DatasetError
 
@@ -114,32 +124,84 @@ def _item_column_features(dataset, name: str, expected_dim: int | None) -> ItemF
     return ItemFeatures(torch.from_numpy(aligned), torch.from_numpy(present))
 
 
-def load_modality_features(config, dataset, modalities) -> dict[str, torch.Tensor]:
-    """{modality: (n_items, F) L2-normalised features} for the feature modalities asked for.
+class MultimodalDataset(Dataset):
+    """RecBole's Dataset that also serves item features and item attributes, aligned to its
+    internal item ids (row 0 is the padding item).
 
-    Feature set names come from ``feature_names`` (default: the modality's name, i.e. files
-    ``<dataset>.text.npy`` / ``.image.npy``). Items without a feature row get zeros. A missing
-    feature set is a DatasetError saying what to do, or, with ``missing_modality: skip``, a
-    warning and the run goes on without that modality.
+    A feature set is read and aligned once per loaded data set: the copies RecBole's split and the
+    paper protocol make, and the runs of a sweep that reuse the data set, share the aligned arrays
+    (treat them as read-only). Attributes are derived from the data set they are asked of, each
+    time: the popularity rule counts that data set's interactions, which for the data set a model
+    is built on are the training interactions.
     """
-    names = config["feature_names"] or {}
-    features = {}
-    for modality in modalities:
-        if modality not in FEATURE_MODALITIES:
-            continue
-        name = names.get(modality, modality)
-        try:
-            loaded = load_item_features(dataset, name)
-        except DatasetError as err:
-            if config["missing_modality"] == "skip":
-                getLogger().warning(f"{config['model']}: modality '{modality}' switched off: {err}")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._aligned_features: dict[tuple[str, str], ItemFeatures] = {}
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> MultimodalDataset:
+        """A loaded data set of another class (one prepared for another model) as this class:
+        the same data, shared as RecBole's ``Dataset.copy`` shares it."""
+        adopted = cls.__new__(cls)
+        adopted.__dict__.update(vars(dataset))
+        adopted._aligned_features = {}
+        return adopted
+
+    def item_features(self, name: str) -> ItemFeatures:
+        """The feature set ``name`` (see :func:`load_item_features`), aligned on first use."""
+        key = (feature_folder(self.config), name)
+        if key not in self._aligned_features:
+            self._aligned_features[key] = load_item_features(self, name)
+        return self._aligned_features[key]
+
+    def modality_features(self, modalities) -> dict[str, torch.Tensor]:
+        """{modality: (n_items, F) L2-normalised features} for the feature modalities asked for.
+
+        Feature set names come from ``feature_names`` (default: the modality's name, i.e. files
+        ``<dataset>.text.npy`` / ``.image.npy``). Items without a feature row get zeros. A missing
+        feature set is a DatasetError saying what to do, or, with ``missing_modality: skip``, a
+        warning and the run goes on without that modality.
+        """
+        config = self.config
+        names = config["feature_names"] or {}
+        features = {}
+        for modality in modalities:
+            if modality not in FEATURE_MODALITIES:
                 continue
-            raise DatasetError(
-                f"{config['model']}: modality '{modality}' needs the item features '{name}' of "
-                f"{config['dataset']}: {err} Extract them (python -m recbole_disentangle.data.features "
-                f"{modality} ...), point feature_names: {{{modality}: NAME}} at an existing set, drop "
-                f"'{modality}' from modalities, or set missing_modality: skip."
-            ) from None
-        # Feature scales differ wildly between extractors (CNN activations vs unit sentence vectors).
-        features[modality] = F.normalize(loaded.values, dim=1)
-    return features
+            name = names.get(modality, modality)
+            try:
+                loaded = self.item_features(name)
+            except DatasetError as err:
+                if config["missing_modality"] == "skip":
+                    getLogger().warning(f"{config['model']}: modality '{modality}' switched off: {err}")
+                    continue
+                raise DatasetError(
+                    f"{config['model']}: modality '{modality}' needs the item features '{name}' of "
+                    f"{config['dataset']}: {err} Extract them (python -m recbole_disentangle.data.features "
+                    f"{modality} ...), point feature_names: {{{modality}: NAME}} at an existing set, drop "
+                    f"'{modality}' from modalities, or set missing_modality: skip."
+                ) from None
+            # Feature scales differ wildly between extractors (CNN activations vs unit sentence vectors).
+            features[modality] = F.normalize(loaded.values, dim=1)
+        return features
+
+    def item_attributes(self, specs: list[AttributeSpec]) -> ItemAttributes:
+        """The labels of the attributes ``specs`` (rules in :mod:`recbole_disentangle.data.attributes`).
+
+        An attribute that cannot be derived (its field not loaded, no known value) is a
+        DatasetError, or, with ``missing_attribute: skip``, a warning and left out (its factor
+        stays free).
+        """
+        derived = []
+        for spec in specs:
+            try:
+                derived.append(item_attributes(self, [spec]))
+            except DatasetError as err:
+                if self.config["missing_attribute"] != "skip":
+                    raise
+                getLogger().warning(f"{self.config['model']}: attribute '{spec.name}' switched off (its factor stays free): {err}")
+        if not derived:
+            return item_attributes(self, [])
+        return ItemAttributes([a.names[0] for a in derived], torch.cat([a.labels for a in derived], dim=1),
+                              [a.classes[0] for a in derived])

@@ -33,7 +33,6 @@ an item; :meth:`ADDRL.rerank` re-ranks after the user scales factors up or down.
 from __future__ import annotations
 
 from itertools import combinations
-from logging import getLogger
 
 import numpy as np
 import torch
@@ -42,8 +41,8 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.data.attributes import AttributeSpec, item_attributes
-from recbole_disentangle.data.multimodal import load_modality_features
+from recbole_disentangle.data.attributes import AttributeSpec
+from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
 from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
@@ -66,6 +65,7 @@ class ADDRL(GeneralRecommender):
     """
 
     input_type = InputType.PAIRWISE
+    dataset_class = MultimodalDataset  # item features and attributes, aligned once
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -80,7 +80,7 @@ class ADDRL(GeneralRecommender):
         self.inter_temperature = config["inter_temperature"]
         self.fusion_normalize = config["fusion_normalize"]
 
-        features = load_modality_features(config, dataset, config["modalities"])
+        features = dataset.modality_features(config["modalities"])
         self.modalities = [m for m in config["modalities"] if m == "id" or m in features]
         if not self.modalities:
             raise DatasetError(f"AD-DRL: none of the modalities {config['modalities']} is available for {config['dataset']}.")
@@ -109,18 +109,9 @@ class ADDRL(GeneralRecommender):
             nn.init.zeros_(module.bias)
 
     def _init_attributes(self, config, dataset) -> None:
-        specs = [AttributeSpec.parse(entry) for entry in config["attributes"] or []]
-        kept = []
-        for spec in specs:
-            try:
-                item_attributes(dataset, [spec])
-                kept.append(spec)
-            except DatasetError as err:
-                if config["missing_attribute"] != "skip":
-                    raise
-                getLogger().warning(f"AD-DRL: attribute '{spec.name}' switched off (its factor stays free): {err}")
-        self.attributes = item_attributes(dataset, kept)
-        self.factor_names = self.attributes.names + [f"free{k}" for k in range(len(kept), self.kfac)]
+        self.attributes = dataset.item_attributes([AttributeSpec.parse(entry) for entry in config["attributes"] or []])
+        n_kept = len(self.attributes.names)
+        self.factor_names = self.attributes.names + [f"free{k}" for k in range(n_kept, self.kfac)]
         labels = self.attributes.labels.clone()
         held_out = torch.zeros(self.n_items, dtype=torch.bool)
         if config["attribute_holdout"] > 0:

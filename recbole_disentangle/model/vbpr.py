@@ -19,7 +19,7 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.data.multimodal import load_modality_features
+from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
 from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
@@ -35,13 +35,14 @@ class VBPR(GeneralRecommender):
     """
 
     input_type = InputType.PAIRWISE
+    dataset_class = MultimodalDataset  # item features, aligned once
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.embedding_size = config["embedding_size"]
         self.reg_weight = config["reg_weight"]
         self.sample_num = config["train_neg_sample_args"]["sample_num"]
-        features = load_modality_features(config, dataset, config["modalities"])
+        features = dataset.modality_features(config["modalities"])
         if not features:
             raise DatasetError(f"VBPR: none of the feature modalities {config['modalities']} is available for "
                                f"{config['dataset']}; VBPR without features is BPR (--model=BPR).")
