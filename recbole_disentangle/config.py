@@ -104,6 +104,42 @@ def parse_cmd_args(args: list[str]) -> dict:
     return parsed
 
 
+def recbole_bundled_folder(dataset: str) -> str:
+    """Where RecBole's wheel keeps its bundled copy of ``dataset`` (only ml-100k has one)."""
+    import recbole.config.configurator as configurator
+
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.realpath(configurator.__file__)),
+                                         "../dataset_example/" + dataset))
+
+
+def dataset_folder(dataset: str, data_root) -> str:
+    """The folder a data set's atomic files are read from: ``<data_root>/<dataset>``.
+
+    For ml-100k, RecBole's bundled copy unless ``data_root`` holds one of its own (RecBole always
+    points ml-100k at its copy; a user who converted their own ml-100k into data_path gets theirs).
+    """
+    own_copy = Path(data_root or "", dataset)
+    if dataset == "ml-100k" and not (own_copy / "ml-100k.inter").is_file():
+        return recbole_bundled_folder(dataset)
+    return os.path.normpath(own_copy)
+
+
+def dataset_settings(dataset: str, overrides: dict | None = None) -> dict:
+    """A data set's settings where no model is involved (the feature command, say):
+    ``properties/overall.yaml`` < ``properties/dataset/<dataset>.yaml`` < ``overrides``.
+
+    The layers a run's Config puts over RecBole's defaults, less the model's YAML; data_path is
+    the root, as given (:func:`dataset_folder` finds the data set's folder in it).
+    """
+    root = properties_dir()
+    settings: dict = {}
+    for file in (root / "overall.yaml", root / "dataset" / f"{dataset}.yaml"):
+        if file.is_file():
+            settings.update(load_yaml_file(file))
+    settings.update(overrides or {})
+    return settings
+
+
 class Config(RecBoleConfig):
     """RecBole's Config with the plugin's properties, model registry and safe parsing.
 
@@ -254,18 +290,14 @@ class Config(RecBoleConfig):
             self.final_config_dict["train_neg_sample_args"] = None
         data_root = self.external_config_dict.get("data_path", self.internal_config_dict.get("data_path"))
         super()._set_default_parameters()
-        # RecBole points ml-100k at the copy shipped in its wheel whatever data_path says; a
-        # user who converted their own ml-100k into data_path gets theirs.
-        own_copy = Path(data_root or "", self.dataset)
-        # The shipped copy stands in only when the user named no data path of their own: one
-        # that lacks the files is an error when the data set is loaded (see
+        self.final_config_dict["data_path"] = dataset_folder(self.dataset, data_root)
+        # The shipped copy of ml-100k stands in only when the user named no data path of their
+        # own: one that lacks the files is an error when the data set is loaded (see
         # data.dataset.ensure_dataset_files), not a silent switch to other data.
+        own_copy = Path(data_root or "", self.dataset)
         self.named_data_path = None
-        if self.dataset == "ml-100k" and (own_copy / "ml-100k.inter").is_file():
-            self.final_config_dict["data_path"] = str(own_copy)
-        elif self.dataset == "ml-100k" and self._names_own_data_path():
+        if self.dataset == "ml-100k" and not (own_copy / "ml-100k.inter").is_file() and self._names_own_data_path():
             self.named_data_path = str(own_copy)
-        self.final_config_dict["data_path"] = os.path.normpath(self.final_config_dict["data_path"])
 
     def _names_own_data_path(self) -> bool:
         """The user set ``data_path``, to a folder other than the default (sweeps pass the default resolved)."""

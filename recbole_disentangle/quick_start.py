@@ -20,7 +20,13 @@ from recbole_disentangle import compat, registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
 from recbole_disentangle.console import Console
-from recbole_disentangle.data.dataset import check_topk, create_dataset, data_preparation, trains_on_user_batches
+from recbole_disentangle.data.dataset import (
+    check_topk,
+    create_dataset,
+    data_preparation,
+    reuse_dataset,
+    trains_on_user_batches,
+)
 from recbole_disentangle.registry import get_model
 from recbole_disentangle.trainer import get_trainer
 
@@ -81,8 +87,7 @@ def build(config: Config, dataset=None):
     if dataset is None:
         dataset = create_dataset(config)
     else:
-        dataset = dataset.copy(dataset.inter_feat)  # build() splits in place; keep the caller's intact
-        dataset.config = config
+        dataset = reuse_dataset(dataset, config)
     train_data, valid_data, test_data, model_dataset = data_preparation(config, dataset)
     check_topk(config, dataset)
     resolve_anneal_steps(config, train_data)

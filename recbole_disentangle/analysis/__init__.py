@@ -60,7 +60,7 @@ from recbole_disentangle.analysis.traversal import (
     traverse,
     traverse_direction,
 )
-from recbole_disentangle.data.dataset import loaded_item_fields
+from recbole_disentangle.data.fields import loaded_item_fields
 from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.evaluation.disentanglement import alignment, concept_sizes, independence, kmeans_alignment, size_entropy
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from recbole.utils import FeatureType
 
-from recbole_disentangle.data.dataset import loaded_item_fields
+from recbole_disentangle.data.fields import loaded_item_fields
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.layers import similarity_matrix
 

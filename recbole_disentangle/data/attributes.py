@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recbole_disentangle.data.dataset import loaded_item_fields
+from recbole_disentangle.data.fields import loaded_item_fields
 from recbole_disentangle.errors import ConfigError, DatasetError
 
 UNKNOWN = "unknown"

@@ -16,18 +16,28 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from recbole_disentangle import registry
 from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
+from recbole_disentangle.data.convert import CONVERTERS, convert_command
+from recbole_disentangle.data.dataloader import UserBatchDataLoader
+from recbole_disentangle.data.fields import read_header
+from recbole_disentangle.data.protocol import paper_split
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
 
 
+def recbole_model_name(config) -> str:
+    """The name RecBole's name-keyed tables (AE dataloaders, ``<Model>Dataset``) know the model by:
+    its class's name, as RecBole's Config names a model given as a class (``RecBoleMacridVAE`` is
+    RecBole's class ``MacridVAE``)."""
+    return config.model_class.__name__
+
+
 @contextlib.contextmanager
 def as_recbole_model(config):
-    """Let RecBole's name-keyed tables (AE dataloaders, ``<Model>Dataset``) see ``RecBoleX`` as ``X``."""
+    """Let RecBole's name-keyed tables see ``RecBoleX`` as ``X`` (:func:`recbole_model_name`)."""
     name = config["model"]
-    config["model"] = registry.recbole_base_name(name)
+    config["model"] = recbole_model_name(config)
     try:
         yield
     finally:
@@ -43,8 +53,6 @@ def recbole_download_urls() -> dict[str, str]:
 
 
 def converter_names() -> list[str]:
-    from recbole_disentangle.data.convert import CONVERTERS
-
     return list(CONVERTERS)
 
 
@@ -58,12 +66,6 @@ def known_datasets(data_root: str | Path = "dataset_atomic") -> list[str]:
     """Names ``--dataset`` accepts: local atomic folders, the shipped one, the convertible ones."""
     names = dict.fromkeys([*local_datasets(Path(data_root)), *SHIPPED_DATASETS, *converter_names()])
     return list(names)
-
-
-def read_header(path: Path) -> list[str]:
-    """Field names of an atomic file (``name:type`` columns of its first line)."""
-    with open(path, encoding="utf-8") as f:
-        return [column.split(":")[0] for column in f.readline().rstrip("\n").split("\t")]
 
 
 def check_fields(config) -> None:
@@ -97,8 +99,6 @@ def check_fields(config) -> None:
 
 def _missing_message(config, reason: str) -> str:
     name, data_path = config["dataset"], Path(config["data_path"])
-    from recbole_disentangle.data.convert import CONVERTERS, convert_command
-
     text = f"Data set '{name}': {data_path / (name + '.inter')} is missing ({reason})."
     if name in CONVERTERS:
         converter = CONVERTERS[name]
@@ -175,19 +175,44 @@ def create_dataset(config):
     if rows["inter"] == 0:
         raise DatasetError(f"{files['inter']} has a header but no interactions: add rows, one interaction a line.")
     check_fields(config)
-    from recbole.utils import ModelType
-
-    dataset_module = importlib.import_module("recbole.data.dataset")
-    special = getattr(dataset_module, registry.recbole_base_name(config["model"]) + "Dataset", None)
-    if special is None:
-        type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
-        special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
     try:
-        dataset = special(config)
+        dataset = dataset_class(config)(config)
     except ValueError as err:
         raise _explain_load_error(config, files, err) from None
     check_sizes(config, dataset)
     return dataset
+
+
+def dataset_class(config) -> type:
+    """The Dataset class a run of ``config`` loads: the one its model declares (``dataset_class``:
+    the multimodal models' :class:`~recbole_disentangle.data.multimodal.MultimodalDataset`), else
+    RecBole's choice (``recbole.data.utils.create_dataset``: ``<Model>Dataset``, else by model type)."""
+    from recbole.utils import ModelType
+
+    declared = getattr(config.model_class, "dataset_class", None)
+    if declared is not None:
+        return declared
+    dataset_module = importlib.import_module("recbole.data.dataset")
+    special = getattr(dataset_module, recbole_model_name(config) + "Dataset", None)
+    if special is None:
+        type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+        special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
+    return special
+
+
+def reuse_dataset(dataset, config):
+    """A loaded data set, ready for a run of ``config`` (sweeps and benchmarks load one and reuse it).
+
+    A copy, since ``build()`` splits in place and the caller's must stay intact; one loaded for a
+    model of RecBole's becomes the data set a plugin model declares (its item features are then
+    read on first use).
+    """
+    reused = dataset.copy(dataset.inter_feat)
+    declared = getattr(config.model_class, "dataset_class", None)
+    if declared is not None and not isinstance(reused, declared):
+        reused = declared.from_dataset(reused)
+    reused.config = config
+    return reused
 
 
 def atomic_files(config) -> dict[str, Path]:
@@ -286,19 +311,10 @@ def trains_on_user_batches(config) -> bool:
     from recbole.data.dataloader import UserDataLoader
     from recbole.data.utils import get_dataloader
 
-    if getattr(registry.get_model(config["model"]), "train_by_user", False):
+    if getattr(config.model_class, "train_by_user", False):
         return True
     with as_recbole_model(config):
         return get_dataloader(config, "train") is UserDataLoader
-
-
-def loaded_item_fields(dataset) -> list[str]:
-    """The .item fields this data set loaded, besides the item id ([] without an .item file).
-
-    For the "field not loaded" errors, which list what the user could name instead.
-    """
-    feat = dataset.item_feat
-    return [] if feat is None else [c for c in feat.columns if c != dataset.iid_field]
 
 
 def data_preparation(config, dataset):
@@ -316,11 +332,7 @@ def data_preparation(config, dataset):
     from recbole.sampler import KGSampler
     from recbole.utils import ModelType
 
-    from recbole_disentangle.data.dataloader import UserBatchDataLoader
-
     if config["eval_protocol"] == "paper":
-        from recbole_disentangle.data.protocol import paper_split
-
         split = paper_split(dataset, config)
         if trains_on_user_batches(config):
             train_data = UserBatchDataLoader(config, split.train_dataset, None, shuffle=config["shuffle"])
@@ -337,9 +349,8 @@ def data_preparation(config, dataset):
     train_dataset, valid_dataset, test_dataset = built
     check_split(config, dataset, built)
     train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built)
-    model_class = registry.get_model(config["model"])
     with as_recbole_model(config):
-        if getattr(model_class, "train_by_user", False):
+        if getattr(config.model_class, "train_by_user", False):
             train_data = UserBatchDataLoader(config, train_dataset, None, shuffle=config["shuffle"])
         elif config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
             kg_sampler = KGSampler(

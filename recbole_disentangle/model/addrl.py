@@ -33,7 +33,6 @@ an item; :meth:`ADDRL.rerank` re-ranks after the user scales factors up or down.
 from __future__ import annotations
 
 from itertools import combinations
-from logging import getLogger
 
 import numpy as np
 import torch
@@ -42,15 +41,10 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.data.attributes import AttributeSpec, item_attributes
+from recbole_disentangle.data.attributes import AttributeSpec
+from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
-from recbole_disentangle.model.vbpr import (
-    _fail,
-    _is_int,
-    check_modalities,
-    load_modality_features,
-    pairwise_batch,
-)
+from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
 MISSING_ATTRIBUTE_POLICIES = ("error", "skip")
 
@@ -71,6 +65,7 @@ class ADDRL(GeneralRecommender):
     """
 
     input_type = InputType.PAIRWISE
+    dataset_class = MultimodalDataset  # item features and attributes, aligned once
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -85,7 +80,7 @@ class ADDRL(GeneralRecommender):
         self.inter_temperature = config["inter_temperature"]
         self.fusion_normalize = config["fusion_normalize"]
 
-        features = load_modality_features(config, dataset, config["modalities"])
+        features = dataset.modality_features(config["modalities"])
         self.modalities = [m for m in config["modalities"] if m == "id" or m in features]
         if not self.modalities:
             raise DatasetError(f"AD-DRL: none of the modalities {config['modalities']} is available for {config['dataset']}.")
@@ -114,18 +109,9 @@ class ADDRL(GeneralRecommender):
             nn.init.zeros_(module.bias)
 
     def _init_attributes(self, config, dataset) -> None:
-        specs = [AttributeSpec.parse(entry) for entry in config["attributes"] or []]
-        kept = []
-        for spec in specs:
-            try:
-                item_attributes(dataset, [spec])
-                kept.append(spec)
-            except DatasetError as err:
-                if config["missing_attribute"] != "skip":
-                    raise
-                getLogger().warning(f"AD-DRL: attribute '{spec.name}' switched off (its factor stays free): {err}")
-        self.attributes = item_attributes(dataset, kept)
-        self.factor_names = self.attributes.names + [f"free{k}" for k in range(len(kept), self.kfac)]
+        self.attributes = dataset.item_attributes([AttributeSpec.parse(entry) for entry in config["attributes"] or []])
+        n_kept = len(self.attributes.names)
+        self.factor_names = self.attributes.names + [f"free{k}" for k in range(n_kept, self.kfac)]
         labels = self.attributes.labels.clone()
         held_out = torch.zeros(self.n_items, dtype=torch.bool)
         if config["attribute_holdout"] > 0:
@@ -142,32 +128,32 @@ class ADDRL(GeneralRecommender):
     def check_config(config) -> None:
         """Reject unusable hyper-parameters before any data is read."""
         kfac, size = config["kfac"], config["embedding_size"]
-        if not _is_int(kfac) or kfac < 1:
-            _fail(config, "kfac", "the number of factors K must be an integer >= 1")
-        if not _is_int(size) or size < kfac or size % kfac:
-            _fail(config, "embedding_size", f"it is K x chunk, so a positive multiple of kfac = {kfac}")
+        if not is_int(kfac) or kfac < 1:
+            fail(config, "kfac", "the number of factors K must be an integer >= 1")
+        if not is_int(size) or size < kfac or size % kfac:
+            fail(config, "embedding_size", f"it is K x chunk, so a positive multiple of kfac = {kfac}")
         for key in ("reg_weight", "intra_weight", "inter_weight", "attribute_weight"):
             if not isinstance(config[key], (int, float)) or config[key] < 0:
-                _fail(config, key, "it must be a number >= 0 (0 switches the term off)")
+                fail(config, key, "it must be a number >= 0 (0 switches the term off)")
         if not isinstance(config["fusion_normalize"], bool):
-            _fail(config, "fusion_normalize", "it must be true (the authors' fusion of unit chunks) or false")
+            fail(config, "fusion_normalize", "it must be true (the authors' fusion of unit chunks) or false")
         if not isinstance(config["inter_temperature"], (int, float)) or config["inter_temperature"] <= 0:
-            _fail(config, "inter_temperature", "it must be a number > 0")
-        if not _is_int(config["attention_size"]) or config["attention_size"] < 1:
-            _fail(config, "attention_size", "it must be an integer >= 1")
+            fail(config, "inter_temperature", "it must be a number > 0")
+        if not is_int(config["attention_size"]) or config["attention_size"] < 1:
+            fail(config, "attention_size", "it must be an integer >= 1")
         holdout = config["attribute_holdout"]
         if not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
-            _fail(config, "attribute_holdout", "it must lie in [0, 1)")
+            fail(config, "attribute_holdout", "it must lie in [0, 1)")
         if config["missing_attribute"] not in MISSING_ATTRIBUTE_POLICIES:
-            _fail(config, "missing_attribute", f"choose one of {', '.join(MISSING_ATTRIBUTE_POLICIES)}")
+            fail(config, "missing_attribute", f"choose one of {', '.join(MISSING_ATTRIBUTE_POLICIES)}")
         attributes = config["attributes"] or []
         if not isinstance(attributes, list):
-            _fail(config, "attributes", "it must be a list of {name, field, rule} mappings")
+            fail(config, "attributes", "it must be a list of {name, field, rule} mappings")
         specs = [AttributeSpec.parse(entry) for entry in attributes]
         if len(specs) > kfac:
-            _fail(config, "attributes", f"{len(specs)} attributes need at least as many factors, but kfac = {kfac}")
+            fail(config, "attributes", f"{len(specs)} attributes need at least as many factors, but kfac = {kfac}")
         if len({s.name for s in specs}) != len(specs):
-            _fail(config, "attributes", "two attributes share a name")
+            fail(config, "attributes", "two attributes share a name")
         check_modalities(config)
 
     # ---- representations ----------------------------------------------------------------

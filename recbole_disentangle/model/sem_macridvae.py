@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import FeatureType
 
+from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.macridvae import MacridVAE
 
@@ -63,6 +64,8 @@ class SEMMacridVAE(MacridVAE):
     With ``visual_init`` and ``category_supervision`` both off, the model is MacridVAE: the same
     parameters from the same seed and the same loss.
     """
+
+    dataset_class = MultimodalDataset  # item features, aligned once
 
     def __init__(self, config, dataset):
         # MacridVAE draws every initial weight; the semantic steps below use no torch RNG, so
@@ -137,11 +140,9 @@ class SEMMacridVAE(MacridVAE):
         Each set is first divided by its mean row norm so that, concatenated, neither dominates
         the principal components by its scale alone (AlexNet fc7 norms are ~100, MiniLM's 1).
         """
-        from recbole_disentangle.data.features import load_item_features
-
         blocks, present = [], None
         for name in names:
-            loaded = load_item_features(dataset, name)
+            loaded = dataset.item_features(name)
             mean_norm = loaded.values[loaded.present].norm(dim=1).mean().clamp_min(1e-12)
             blocks.append(loaded.values / mean_norm if len(names) > 1 else loaded.values)
             present = loaded.present if present is None else present & loaded.present

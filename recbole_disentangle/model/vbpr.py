@@ -6,12 +6,12 @@ out). f_i are the item's pre-extracted features: every configured modality (text
 L2-normalised and the modalities are concatenated, so VBPR reads the same inputs as AD-DRL.
 Trained with BPR on RecBole's pairwise batches, one term per (positive, sampled negative) pair.
 
-This file also holds :func:`load_modality_features`, the one feature loader VBPR and AD-DRL share.
+The feature loading VBPR shares with AD-DRL is the multimodal data set's
+(:mod:`recbole_disentangle.data.multimodal`), the settings check and the batch layout are in
+:mod:`recbole_disentangle.model.multimodal`.
 """
 
 from __future__ import annotations
-
-from logging import getLogger
 
 import torch
 import torch.nn.functional as F
@@ -19,87 +19,9 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.data.features import load_item_features
-from recbole_disentangle.errors import ConfigError, DatasetError
-
-MODALITIES = ("id", "text", "image")
-FEATURE_MODALITIES = ("text", "image")
-MISSING_POLICIES = ("error", "skip")
-
-
-def _fail(config, key, rule):
-    raise ConfigError(f"{config['model']}: '{key}' = {config[key]!r} is invalid: {rule}.")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_modalities(config, need_features: bool = False) -> None:
-    """The shared ``modalities`` / ``feature_names`` / ``missing_modality`` settings."""
-    modalities = config["modalities"]
-    if not isinstance(modalities, list) or not modalities or any(m not in MODALITIES for m in modalities):
-        _fail(config, "modalities", f"it must be a non-empty list drawn from {', '.join(MODALITIES)}")
-    if len(set(modalities)) != len(modalities):
-        _fail(config, "modalities", "a modality is listed twice")
-    if need_features and not any(m in FEATURE_MODALITIES for m in modalities):
-        _fail(config, "modalities", "VBPR needs at least one feature modality (text or image); "
-              "without features it is BPR, run --model=BPR")
-    names = config["feature_names"] or {}
-    if not isinstance(names, dict) or any(k not in FEATURE_MODALITIES for k in names):
-        _fail(config, "feature_names", f"it must map {' / '.join(FEATURE_MODALITIES)} to feature set names")
-    if config["missing_modality"] not in MISSING_POLICIES:
-        _fail(config, "missing_modality", f"choose one of {', '.join(MISSING_POLICIES)}")
-    neg = config["train_neg_sample_args"]
-    if not neg or neg.get("distribution") in (None, "none") or not _is_int(neg.get("sample_num")) or neg["sample_num"] < 1:
-        _fail(config, "train_neg_sample_args", "a pairwise model needs {distribution: uniform, sample_num: N} with N >= 1")
-    if neg.get("dynamic"):
-        _fail(config, "train_neg_sample_args", "dynamic negative sampling is not supported (set dynamic: False)")
-
-
-def load_modality_features(config, dataset, modalities) -> dict[str, torch.Tensor]:
-    """{modality: (n_items, F) L2-normalised features} for the feature modalities asked for.
-
-    Feature set names come from ``feature_names`` (default: the modality's name, i.e. files
-    ``<dataset>.text.npy`` / ``.image.npy``). Items without a feature row get zeros. A missing
-    feature set is a DatasetError saying what to do, or, with ``missing_modality: skip``, a
-    warning and the run goes on without that modality.
-    """
-    names = config["feature_names"] or {}
-    features = {}
-    for modality in modalities:
-        if modality not in FEATURE_MODALITIES:
-            continue
-        name = names.get(modality, modality)
-        try:
-            loaded = load_item_features(dataset, name)
-        except DatasetError as err:
-            if config["missing_modality"] == "skip":
-                getLogger().warning(f"{config['model']}: modality '{modality}' switched off: {err}")
-                continue
-            raise DatasetError(
-                f"{config['model']}: modality '{modality}' needs the item features '{name}' of "
-                f"{config['dataset']}: {err} Extract them (python -m recbole_disentangle.data.features "
-                f"{modality} ...), point feature_names: {{{modality}: NAME}} at an existing set, drop "
-                f"'{modality}' from modalities, or set missing_modality: skip."
-            ) from None
-        # Feature scales differ wildly between extractors (CNN activations vs unit sentence vectors).
-        features[modality] = F.normalize(loaded.values, dim=1)
-    return features
-
-
-def pairwise_batch(interaction, user_field, item_field, neg_field, sample_num):
-    """(users (B,), positives (B,), negatives (B, N)) from RecBole's pairwise layout.
-
-    RecBole's TrainDataLoader repeats a batch of B positives N times (``Interaction.repeat``)
-    and samples negatives so that row j*B + b holds positive b with its j-th negative
-    (``AbstractSampler.sample_by_key_ids``): reshaping to (N, B) puts one positive per column.
-    """
-    users, positives, negatives = interaction[user_field], interaction[item_field], interaction[neg_field]
-    if len(users) % sample_num:
-        raise ValueError(f"a pairwise batch of {len(users)} rows cannot hold {sample_num} negatives per positive")
-    batch = len(users) // sample_num
-    return users[:batch], positives[:batch], negatives.view(sample_num, batch).t()
+from recbole_disentangle.data.multimodal import MultimodalDataset
+from recbole_disentangle.errors import DatasetError
+from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
 
 class VBPR(GeneralRecommender):
@@ -113,13 +35,14 @@ class VBPR(GeneralRecommender):
     """
 
     input_type = InputType.PAIRWISE
+    dataset_class = MultimodalDataset  # item features, aligned once
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.embedding_size = config["embedding_size"]
         self.reg_weight = config["reg_weight"]
         self.sample_num = config["train_neg_sample_args"]["sample_num"]
-        features = load_modality_features(config, dataset, config["modalities"])
+        features = dataset.modality_features(config["modalities"])
         if not features:
             raise DatasetError(f"VBPR: none of the feature modalities {config['modalities']} is available for "
                                f"{config['dataset']}; VBPR without features is BPR (--model=BPR).")
@@ -140,10 +63,10 @@ class VBPR(GeneralRecommender):
 
     @staticmethod
     def check_config(config) -> None:
-        if not _is_int(config["embedding_size"]) or config["embedding_size"] < 2:
-            _fail(config, "embedding_size", "it must be an integer >= 2 (split between gamma_u and theta_u)")
+        if not is_int(config["embedding_size"]) or config["embedding_size"] < 2:
+            fail(config, "embedding_size", "it must be an integer >= 2 (split between gamma_u and theta_u)")
         if not isinstance(config["reg_weight"], (int, float)) or config["reg_weight"] < 0:
-            _fail(config, "reg_weight", "it must be a number >= 0")
+            fail(config, "reg_weight", "it must be a number >= 0")
         check_modalities(config, need_features=True)
 
     def scores(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:

@@ -10,7 +10,8 @@ the image tests are skipped with that reason; nothing else is ever skipped.
 import numpy as np
 import pytest
 
-from recbole_disentangle.data.features import main, read_item_features
+from recbole_disentangle.data.features import read_item_features
+from recbole_disentangle.data.features.command import main
 
 TITLES = {
     "m1": "Toy Story (1995)",

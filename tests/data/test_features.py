@@ -6,7 +6,8 @@ import pytest
 from model_contract import FAST
 from recbole_disentangle.config import Config
 from recbole_disentangle.data.dataset import create_dataset
-from recbole_disentangle.data.features import feature_paths, load_item_features, save_item_features
+from recbole_disentangle.data.features import feature_paths, save_item_features
+from recbole_disentangle.data.multimodal import load_item_features
 from recbole_disentangle.errors import DatasetError
 
 

@@ -59,7 +59,7 @@ def test_recbole_lays_out_n_negatives_as_n_repeats_of_the_positive_batch(built):
     users = batch["user_id"].view(n, -1)
     positives = batch["item_id"].view(n, -1)
     assert (users == users[0]).all() and (positives == positives[0]).all()
-    from recbole_disentangle.model.vbpr import pairwise_batch
+    from recbole_disentangle.model.multimodal import pairwise_batch
 
     u, pos, neg = pairwise_batch(batch, "user_id", "item_id", "neg_item_id", n)
     assert neg.shape == (len(u), n) and torch.equal(neg[:, 1], batch["neg_item_id"].view(n, -1)[1])

@@ -67,7 +67,7 @@ def test_visual_initialisation_is_the_scaled_pca_projection_and_kmeans_centres(m
     d, K = config["embedding_size"], config["kfac"]
     assert model.item_embedding.shape == (dataset.item_num, d) and model.prototypes.shape == (K, d)
 
-    from recbole_disentangle.data.features import load_item_features
+    from recbole_disentangle.data.multimodal import load_item_features
 
     features = load_item_features(dataset, "toy")
     present = features.present.numpy()
@@ -257,7 +257,7 @@ def test_ml_latest_small_demo_settings_load_genres_and_title_genres_tags_feature
     features named title_genres_tags."""
     from recbole_disentangle.config import properties_dir
     from recbole_disentangle.data.convert import convert
-    from recbole_disentangle.data.features import item_texts
+    from recbole_disentangle.data.features.extract import item_texts
 
     raw = tmp_path / "raw"
     raw.mkdir()
