@@ -169,12 +169,13 @@ class Config(RecBoleConfig):
             # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
             raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
                               f"lists each setting's values).") from None
-        from recbole_disentangle.data.protocol import configure_paper_protocol
+        # Imported here: the protocols read data modules, one of which (the features command) reads this one.
+        from recbole_disentangle.evaluation.protocols import protocol_of
 
         # A misspelt key first: it may be why a setting below has its default and fails.
         check_unknown_keys(self, strict)
         check_general_settings(self)
-        configure_paper_protocol(self)
+        protocol_of(self).configure(self)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)

@@ -12,7 +12,8 @@ import torch
 
 from model_contract import FAST, ModelContract
 from recbole_disentangle.config import Config
-from recbole_disentangle.data.dataset import create_dataset, data_preparation
+from recbole_disentangle.data.dataset import create_dataset
+from recbole_disentangle.evaluation.protocols import data_preparation
 from recbole_disentangle.data.features import save_item_features
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.macridvae import MacridVAE
