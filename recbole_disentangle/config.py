@@ -334,7 +334,8 @@ def plain_config(config: Config) -> dict:
     return to_plain(config.final_config_dict)
 
 
-def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None) -> str | None:
+def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None,
+                                 config=None) -> str | None:
     """The ``data_path`` to give a run that executes in another folder (a sweep's trial, a
     benchmark's run), as an absolute path; None means: give it none.
 
@@ -346,8 +347,11 @@ def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_pa
     would make it a data path of the user's, which a run refuses when it lacks the data set. Any
     other data set gets the resolved default even when missing there, so that a run's error (or
     RecBole's download) names the folder the user meant, not one inside the work folder.
+    ``config``: a Config already built from the same files and ``data_path`` (a sweep's), read
+    instead of building one.
     """
-    config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
+    if config is None:
+        config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
     given = "data_path" in config.external_config_dict
     value = config.external_config_dict["data_path"] if given else config.internal_config_dict["data_path"]
     path = Path(str(value)).expanduser()
