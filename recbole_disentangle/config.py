@@ -257,7 +257,7 @@ class Config(RecBoleConfig):
         super()._load_internal_config_dict(recbole_name, model_class, dataset)
 
         root = properties_dir()
-        for file in (root / "overall.yaml", root / "model" / f"{model}.yaml", root / "dataset" / f"{dataset}.yaml"):
+        for file in (root / "overall.yaml", *model_yaml_files(model), root / "dataset" / f"{dataset}.yaml"):
             if file.is_file():
                 layer = load_yaml_file(file)
                 if file.parent.name == "dataset":
@@ -332,6 +332,23 @@ def to_plain(value):
 def plain_config(config: Config) -> dict:
     """The final settings of ``config`` as plain Python values."""
     return to_plain(config.final_config_dict)
+
+
+def model_yaml_files(model: str) -> list[Path]:
+    """``properties/model/<Model>.yaml`` of ``model``, after those of the plugin models its class
+    derives from (:func:`recbole_disentangle.registry.plugin_lineage`): later files win."""
+    names = registry.plugin_lineage(model) or [model]
+    return [properties_dir() / "model" / f"{name}.yaml" for name in names]
+
+
+def model_defaults(model: str) -> dict:
+    """The hyper-parameters and defaults this package's YAML files give ``model``, layered as
+    Config layers them (parents first); empty for a model of RecBole's."""
+    defaults: dict = {}
+    for file in model_yaml_files(model):
+        if file.is_file():
+            defaults.update(load_yaml_file(file))
+    return defaults
 
 
 def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None,

@@ -19,7 +19,7 @@ import torch
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
-from recbole_disentangle.config import plain_config, to_plain
+from recbole_disentangle.config import load_yaml_file, model_defaults, plain_config, to_plain
 from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.evaluation.protocols import protocol_of
 
@@ -270,13 +270,10 @@ def _model_yaml_keys(model_name: str) -> list[str]:
     """The hyper-parameters of ``model_name``: the keys of its YAML (this package's or RecBole's)."""
     import recbole
 
-    from recbole_disentangle.config import load_yaml_file, properties_dir
-
-    base = registry.recbole_base_name(model_name)
-    files = [properties_dir() / "model" / f"{model_name}.yaml",
-             Path(recbole.__file__).parent / "properties" / "model" / f"{base}.yaml"]
-    file = files[0] if registry.is_plugin_model(model_name) else files[1]
     try:
+        if registry.is_plugin_model(model_name):  # with its parents' (SEM-MacridVAE: MacridVAE's)
+            return list(model_defaults(model_name))
+        file = Path(recbole.__file__).parent / "properties" / "model" / f"{registry.recbole_base_name(model_name)}.yaml"
         return list(load_yaml_file(file)) if file.is_file() else []
     except Exception:  # an unreadable YAML only costs the hint, not the error
         return []

@@ -29,6 +29,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.model.base import ModelHooks
 from recbole_disentangle.model.layers import (
     EPS,
     SIMILARITIES,
@@ -61,7 +62,7 @@ def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
 LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
 
 
-class MacridVAE(GeneralRecommender):
+class MacridVAE(GeneralRecommender, ModelHooks):
     r"""MacridVAE with the paper's equations.
 
     Hyper-parameters (``properties/model/MacridVAE.yaml`` documents each with its default):
