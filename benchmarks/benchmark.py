@@ -38,17 +38,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the package of this checkout, for its report and figures
 
 from recbole_disentangle import figures  # noqa: E402
+from recbole_disentangle.evaluation.protocols import PROTOCOLS  # noqa: E402
 from recbole_disentangle.report import paired_differences  # noqa: E402
 
 PAPER_VALUES = Path(__file__).resolve().parent / "paper_values.yaml"
-PROTOCOL_METRICS = {
-    "paper": ["ndcg@100", "recall@20", "recall@50"],
-    "recbole": ["recall@10", "ndcg@10", "recall@20", "ndcg@20"],
-}
-PROTOCOL_TITLES = {
-    "paper": "Paper protocol (held-out users, fold-in 80% / rank 20%)",
-    "recbole": "RecBole protocol (per-user random split 80/10/10, full ranking)",
-}
+# Each protocol's table columns and heading come from its registered object (evaluation/protocols.py).
+PROTOCOL_METRICS = {name: list(protocol.metrics) for name, protocol in PROTOCOLS.items()}
+PROTOCOL_TITLES = {name: protocol.title for name, protocol in PROTOCOLS.items()}
 
 
 def parse_model(spec: str) -> tuple[str, str, list[str]]:
@@ -213,9 +209,9 @@ def table(protocol: str, runs: dict[str, list[dict]], seeds: list[int], publishe
             continue
         cells = [spread([r["test_result"][m] for r in ok]) for m in metrics]
         notes = []
-        if protocol == "paper" and not ok[0].get("trained_on_user_batches", True):
+        if PROTOCOLS[protocol].holds_out_users and not ok[0].get("trained_on_user_batches", True):
             notes.append("trained with held-out users' fold-in interactions")
-        if protocol == "paper":
+        if PROTOCOLS[protocol].keeps_per_user:
             notes.append(f"SE over {ok[0]['test_result']['users']} test users: ndcg@100 ± {statistics.fmean(r['test_result']['ndcg@100_se'] for r in ok):.4f}")
             paper = published_for(label, published)
             if paper:
@@ -260,13 +256,13 @@ def metric_figure(path: Path, protocol: str, runs: dict[str, list[dict]], publis
     means, errors, reference = {}, {}, {}
     for metric in metrics:
         means[metric] = [statistics.fmean(r["test_result"][metric] for r in ok[label]) for label in labels]
-        if protocol == "paper":
+        if PROTOCOLS[protocol].keeps_per_user:
             errors[metric] = [statistics.fmean(r["test_result"][f"{metric}_se"] for r in ok[label]) for label in labels]
         else:
             errors[metric] = [statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
                               for values in ([r["test_result"][metric] for r in ok[label]] for label in labels)]
         reference[metric] = [(published_for(label, published or {}) or {}).get(metric) for label in labels]
-    if protocol == "paper":
+    if PROTOCOLS[protocol].keeps_per_user:
         users = ok[labels[0]][0]["test_result"].get("users")
         error_name = f"standard error over the {users} test users (mean over {seeds} seed(s))"
     else:
@@ -386,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{protocol}] {label} seed {seed}: {status}", flush=True)
         body += table(protocol, runs, args.seeds, published)
         body += figure_lines(Path(args.out), args.name or args.dataset, protocol, runs, published, args.speed_figure)
-        if protocol == "paper":
+        if PROTOCOLS[protocol].keeps_per_user:
             body += ["", *paired_differences(runs, args.reference or parse_model(args.models[0])[0], PROTOCOL_METRICS[protocol])]
         ratio = epoch_time_ratio(runs, "MacridVAE", "RecBoleMacridVAE")
         if ratio:

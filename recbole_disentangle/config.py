@@ -169,12 +169,13 @@ class Config(RecBoleConfig):
             # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
             raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
                               f"lists each setting's values).") from None
-        from recbole_disentangle.data.protocol import configure_paper_protocol
+        # Imported here: the protocols read data modules, one of which (the features command) reads this one.
+        from recbole_disentangle.evaluation.protocols import protocol_of
 
         # A misspelt key first: it may be why a setting below has its default and fails.
         check_unknown_keys(self, strict)
         check_general_settings(self)
-        configure_paper_protocol(self)
+        protocol_of(self).configure(self)
         check = getattr(self.model_class, "check_config", None)
         if check is not None:
             check(self)
@@ -256,7 +257,7 @@ class Config(RecBoleConfig):
         super()._load_internal_config_dict(recbole_name, model_class, dataset)
 
         root = properties_dir()
-        for file in (root / "overall.yaml", root / "model" / f"{model}.yaml", root / "dataset" / f"{dataset}.yaml"):
+        for file in (root / "overall.yaml", *model_yaml_files(model), root / "dataset" / f"{dataset}.yaml"):
             if file.is_file():
                 layer = load_yaml_file(file)
                 if file.parent.name == "dataset":
@@ -333,7 +334,25 @@ def plain_config(config: Config) -> dict:
     return to_plain(config.final_config_dict)
 
 
-def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None) -> str | None:
+def model_yaml_files(model: str) -> list[Path]:
+    """``properties/model/<Model>.yaml`` of ``model``, after those of the plugin models its class
+    derives from (:func:`recbole_disentangle.registry.plugin_lineage`): later files win."""
+    names = registry.plugin_lineage(model) or [model]
+    return [properties_dir() / "model" / f"{name}.yaml" for name in names]
+
+
+def model_defaults(model: str) -> dict:
+    """The hyper-parameters and defaults this package's YAML files give ``model``, layered as
+    Config layers them (parents first); empty for a model of RecBole's."""
+    defaults: dict = {}
+    for file in model_yaml_files(model):
+        if file.is_file():
+            defaults.update(load_yaml_file(file))
+    return defaults
+
+
+def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_path=None, base=None,
+                                 config=None) -> str | None:
     """The ``data_path`` to give a run that executes in another folder (a sweep's trial, a
     benchmark's run), as an absolute path; None means: give it none.
 
@@ -345,8 +364,11 @@ def data_path_for_runs_elsewhere(model, dataset: str, config_files=None, data_pa
     would make it a data path of the user's, which a run refuses when it lacks the data set. Any
     other data set gets the resolved default even when missing there, so that a run's error (or
     RecBole's download) names the folder the user meant, not one inside the work folder.
+    ``config``: a Config already built from the same files and ``data_path`` (a sweep's), read
+    instead of building one.
     """
-    config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
+    if config is None:
+        config = Config(model, dataset, config_files, {"data_path": data_path} if data_path is not None else None)
     given = "data_path" in config.external_config_dict
     value = config.external_config_dict["data_path"] if given else config.internal_config_dict["data_path"]
     path = Path(str(value)).expanduser()

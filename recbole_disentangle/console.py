@@ -23,6 +23,8 @@ import time
 
 import yaml
 
+from recbole_disentangle.evaluation.protocols import protocol_of
+
 VERBOSITIES = ("quiet", "normal", "verbose")
 
 
@@ -88,19 +90,7 @@ def format_value(value, limit: int = 70) -> str:
 
 def protocol_description(config) -> str:
     """The evaluation protocol in words: how users and interactions are split, what is ranked."""
-    if config["eval_protocol"] == "paper":
-        target = config["paper_target_fraction"]
-        return (f"paper protocol (held-out users: {config['paper_heldout_users']} for validation and again for "
-                f"test; fold-in {1 - target:.0%} / rank {target:.0%} of each one's items)")
-    args = config["eval_args"] or {}
-    split = args.get("split") or {}
-    how = ", ".join(f"{kind} {'/'.join(f'{part:g}' for part in parts) if isinstance(parts, list) else parts}"
-                    for kind, parts in split.items())
-    order = {"RO": "random order", "TO": "time order"}.get(args.get("order"), args.get("order"))
-    group = " per user" if args.get("group_by") == "user" else ""
-    mode = args.get("mode") or {}
-    ranking = mode.get("test", mode) if isinstance(mode, dict) else mode
-    return f"RecBole protocol (split {how}{group}, {order}; {ranking} ranking)"
+    return protocol_of(config).describe(config)
 
 
 def settings_lines(config) -> list[str]:
@@ -123,18 +113,8 @@ def data_line(config, dataset, train_data, valid_data, test_data) -> str:
     """Users, items, interactions of the loaded data and how they were split."""
     users, items = dataset.user_num - 1, dataset.item_num - 1  # RecBole's id 0 is padding
     head = f"Data: {_count(users)} users, {_count(items)} items, {_count(dataset.inter_num)} interactions"
-    if config["eval_protocol"] == "paper":
-        train = getattr(train_data, "_dataset", None)
-        trained = (f"{_count(len(set(train.inter_feat[train.uid_field].tolist())))} training users, "
-                   if train is not None else "")
-        return (f"{head} after the protocol's filters; {trained}{_count(len(valid_data.users))} validation and "
-                f"{_count(len(test_data.users))} test users")
-    parts = []
-    for name, loader in (("training", train_data), ("validation", valid_data), ("test", test_data)):
-        part = getattr(loader, "_dataset", None)
-        if part is not None:
-            parts.append(f"{_count(part.inter_num)} {name}")
-    return f"{head}; split into {' / '.join(parts)} interactions" if parts else head
+    split = protocol_of(config).split_line(train_data, valid_data, test_data)
+    return f"{head}; {split}" if split else head
 
 
 def result_lines(result: dict) -> list[str]:

@@ -20,13 +20,8 @@ from recbole_disentangle import compat, registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
 from recbole_disentangle.console import Console
-from recbole_disentangle.data.dataset import (
-    check_topk,
-    create_dataset,
-    data_preparation,
-    reuse_dataset,
-    trains_on_user_batches,
-)
+from recbole_disentangle.data.dataset import create_dataset, reuse_dataset, trains_on_user_batches
+from recbole_disentangle.evaluation.protocols import protocol_of
 from recbole_disentangle.registry import get_model
 from recbole_disentangle.trainer import get_trainer
 
@@ -88,8 +83,9 @@ def build(config: Config, dataset=None):
         dataset = create_dataset(config)
     else:
         dataset = reuse_dataset(dataset, config)
-    train_data, valid_data, test_data, model_dataset = data_preparation(config, dataset)
-    check_topk(config, dataset)
+    protocol = protocol_of(config)
+    train_data, valid_data, test_data, model_dataset = protocol.split(config, dataset)
+    protocol.check(config, dataset)
     resolve_anneal_steps(config, train_data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, model_dataset).to(config["device"])
@@ -177,9 +173,9 @@ def run(
     fit_seconds = time.perf_counter() - started
     trainer.last_per_user = None
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
-    # Paper protocol: every test user's metrics (internal user ids, the same for every model on
-    # the same data set and seed), so that runs can be compared user by user.
-    test_per_user = trainer.last_per_user if config["eval_protocol"] == "paper" else None
+    # Protocols that keep them (the paper protocol): every test user's metrics (internal user ids,
+    # the same for every model on the same data set and seed), so that runs can be compared user by user.
+    test_per_user = trainer.last_per_user if protocol_of(config).keeps_per_user else None
 
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")

@@ -98,6 +98,22 @@ def get_model(name: str) -> type:
     )
 
 
+def plugin_lineage(name: str) -> list[str]:
+    """The plugin models whose YAML gives ``name`` its defaults, the most distant ancestor first:
+    every plugin model its class derives from, then itself ([] for a model of RecBole's).
+
+    SEM-MacridVAE's class derives from MacridVAE's: ``["MacridVAE", "SEM-MacridVAE"]``, so
+    SEM-MacridVAE.yaml holds only what differs from MacridVAE.yaml.
+    """
+    if name not in PLUGIN_MODELS:
+        return []
+    model_class = get_model(name)
+    ancestors = [other for other in PLUGIN_MODELS
+                 if other != name and issubclass(model_class, get_model(other))]
+    ancestors.sort(key=lambda other: -model_class.__mro__.index(get_model(other)))
+    return [*ancestors, name]
+
+
 def get_trainer_class(model_type, model_name: str) -> type:
     """RecBole's trainer for the model (``<Model>Trainer`` if RecBole has one, else by type)."""
     from recbole.utils import get_trainer

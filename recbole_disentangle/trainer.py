@@ -19,9 +19,9 @@ import torch
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
-from recbole_disentangle.config import plain_config, to_plain
-from recbole_disentangle.data.protocol import HeldOutUsers, per_user_metrics, summarise
+from recbole_disentangle.config import load_yaml_file, model_defaults, plain_config, to_plain
 from recbole_disentangle.errors import CheckpointError
+from recbole_disentangle.evaluation.protocols import protocol_of
 
 
 def _plain_number(value):
@@ -36,7 +36,7 @@ class SafeCheckpointMixin:
     """
 
     train_seconds = 0.0
-    last_per_user: dict | None = None  # per-user paper metrics of the last held-out evaluation
+    last_per_user: dict | None = None  # per-user metrics of the last evaluation, where the protocol keeps them
     # Called as epoch_listener(trainer, epoch_idx, loss, valid_score or None) once an epoch is
     # finished (validated and early stopping updated, when it validates): the console's epoch line.
     epoch_listener = None
@@ -209,11 +209,10 @@ class SafeCheckpointMixin:
             return None
         if load_best_model:
             self.load_best_model(model_file)
-        if isinstance(eval_data, HeldOutUsers):  # the paper protocol: its own metrics
-            per_user = per_user_metrics(self.model, eval_data, self.device)
-            # Kept for the result file: benchmarks pair two models' scores user by user.
-            self.last_per_user = {"user": eval_data.users.tolist(), **{k: v.tolist() for k, v in per_user.items()}}
-            return summarise(per_user)
+        evaluation = protocol_of(self.config).evaluate(self.model, eval_data, self.device)
+        if evaluation is not None:  # the protocol's own metrics (the paper protocol's)
+            self.last_per_user = evaluation.per_user
+            return evaluation.result
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 
@@ -271,13 +270,10 @@ def _model_yaml_keys(model_name: str) -> list[str]:
     """The hyper-parameters of ``model_name``: the keys of its YAML (this package's or RecBole's)."""
     import recbole
 
-    from recbole_disentangle.config import load_yaml_file, properties_dir
-
-    base = registry.recbole_base_name(model_name)
-    files = [properties_dir() / "model" / f"{model_name}.yaml",
-             Path(recbole.__file__).parent / "properties" / "model" / f"{base}.yaml"]
-    file = files[0] if registry.is_plugin_model(model_name) else files[1]
     try:
+        if registry.is_plugin_model(model_name):  # with its parents' (SEM-MacridVAE: MacridVAE's)
+            return list(model_defaults(model_name))
+        file = Path(recbole.__file__).parent / "properties" / "model" / f"{registry.recbole_base_name(model_name)}.yaml"
         return list(load_yaml_file(file)) if file.is_file() else []
     except Exception:  # an unreadable YAML only costs the hint, not the error
         return []

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from recbole_disentangle import registry
-from recbole_disentangle.config import Config, load_yaml_file, properties_dir
+from recbole_disentangle.config import Config, load_yaml_file, model_defaults, properties_dir
 from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.tuning import (
     SUMMARY_CSV,
@@ -54,7 +54,7 @@ def test_every_shipped_space_names_settings_the_model_has(space):
     if space.stem not in registry.available_models():
         pytest.skip(f"{space.stem} is not registered in this checkout")
     if registry.is_plugin_model(space.stem):  # its YAML documents every hyper-parameter (no data needed)
-        known = load_yaml_file(properties_dir() / "model" / f"{space.stem}.yaml")
+        known = model_defaults(space.stem)  # its YAML, over its parent model's
     else:
         known = Config(space.stem, "ml-100k").final_config_dict
     for key in searched:

@@ -1,8 +1,9 @@
 """What the analysis reads from a trained model and its data set, as plain arrays.
 
-Any model exposing MacridVAE's parts works: ``item_embedding`` (h_i), ``prototypes`` (m_k),
-``log_concepts()``, ``encode(batch, log_c)``, ``user_rows(users)``, and optionally
-``concept_logits()``, ``similarity`` and ``tau`` (SEM-MacridVAE inherits all of them).
+Any model exposing MacridVAE's parts works (:class:`recbole_disentangle.model.base.ConceptModel`):
+``item_embedding`` (h_i), ``prototypes`` (m_k), ``tau``, ``similarity``, ``log_concepts()``,
+``encode(batch, log_c)``, ``user_rows(users)``, and optionally ``concept_logits()``
+(SEM-MacridVAE inherits all of them).
 
 The concept of an item is always the mode of p(c_i), arg max_k s_ik (:func:`item_concepts`),
 never read from ``log_concepts()``: at test time that is the softmax of s_i by default
@@ -22,9 +23,10 @@ from recbole.utils import FeatureType
 
 from recbole_disentangle.data.fields import loaded_item_fields
 from recbole_disentangle.errors import ConfigError, DatasetError
+from recbole_disentangle.model.base import CONCEPT_MODEL_PARTS
 from recbole_disentangle.model.layers import similarity_matrix
 
-REQUIRED_PARTS = ("item_embedding", "prototypes", "log_concepts", "encode", "user_rows")
+REQUIRED_PARTS = CONCEPT_MODEL_PARTS
 TITLE_FIELDS = ("movie_title", "title", "item_title", "name")
 # Looked for, in this order, when no category field is named (planted data: concept; ml-100k: class).
 CATEGORY_FIELDS = ("concept", "class", "category", "categories", "genre")
@@ -63,9 +65,8 @@ def concept_logits(model) -> torch.Tensor:
     """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K), as the model computes them (Eq. 6)."""
     if hasattr(model, "concept_logits"):
         return model.concept_logits().detach()
-    similarity = getattr(model, "similarity", "cosine")
-    tau = float(getattr(model, "tau", 1.0))
-    return similarity_matrix(model.item_embedding.detach(), model.prototypes.detach(), similarity) / tau
+    check_model(model)  # similarity and tau: no silent default (tau = 1 would rescale every s_ik)
+    return similarity_matrix(model.item_embedding.detach(), model.prototypes.detach(), model.similarity) / float(model.tau)
 
 
 @torch.no_grad()
@@ -84,8 +85,7 @@ def item_concepts(model, logits: torch.Tensor | None = None) -> np.ndarray:
 def model_view(model, history_counts: np.ndarray | None = None) -> ModelView:
     check_model(model)
     model.eval()
-    similarity = getattr(model, "similarity", "cosine")
-    tau = float(getattr(model, "tau", 1.0))
+    similarity, tau = model.similarity, float(model.tau)
     h, m = model.item_embedding.detach(), model.prototypes.detach()
     logits = concept_logits(model)
     # p(c_i) itself, not the test-time c_i (one-hot or softmax, by test_assignment): the users'

@@ -20,7 +20,6 @@ from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
 from recbole_disentangle.data.convert import CONVERTERS, convert_command
 from recbole_disentangle.data.dataloader import UserBatchDataLoader
 from recbole_disentangle.data.fields import read_header
-from recbole_disentangle.data.protocol import paper_split
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
@@ -292,13 +291,14 @@ def check_topk(config, dataset) -> None:
     """RecBole's ranking metrics take the top k of every item: k must not exceed their number.
 
     Checked when a run is built for evaluation (quick_start.build), not on every load: loading a
-    small data set for inspection needs no topk.
+    small data set for inspection needs no topk. The RecBole protocol's check (the paper protocol
+    ranks with its own metrics).
     """
     from recbole.utils import EvaluatorType
 
     items = dataset.item_num - 1
     topk = config["topk"] if isinstance(config["topk"], list) else [config["topk"]]
-    if config["eval_protocol"] != "paper" and config["eval_type"] == EvaluatorType.RANKING and max(topk) > items:
+    if config["eval_type"] == EvaluatorType.RANKING and max(topk) > items:
         raise DatasetError(
             f"topk = {config['topk']} ({config.source_of('topk')}) asks for the top {max(topk)} of data set "
             f"'{config['dataset']}', which has {items} items: set topk to values of at most {items}, "
@@ -317,13 +317,32 @@ def trains_on_user_batches(config) -> bool:
         return get_dataloader(config, "train") is UserDataLoader
 
 
-def data_preparation(config, dataset):
-    """Dataloaders for training, validation and test, and the data set the model is built on.
+def paper_dataloaders(config, split):
+    """The paper protocol's loaders from its :class:`~recbole_disentangle.data.protocol.PaperSplit`.
 
-    RecBole protocol: RecBole's split and loaders, with user batches for ``train_by_user`` models.
-    Paper protocol: training users only in the training loader (user batches for auto-encoders;
-    models that need a user id also train on the held-out users' fold-in part, as the protocol
-    allows), and :class:`~recbole_disentangle.data.protocol.HeldOutUsers` for validation and test.
+    Training users only in the training loader (user batches for auto-encoders; models that need
+    a user id also train on the held-out users' fold-in part, as the protocol allows), and
+    :class:`~recbole_disentangle.data.protocol.HeldOutUsers` for validation and test.
+
+    Returns:
+        (train_data, valid_data, test_data, model_dataset)
+    """
+    from recbole.data.utils import create_samplers, get_dataloader
+
+    if trains_on_user_batches(config):
+        train_data = UserBatchDataLoader(config, split.train_dataset, None, shuffle=config["shuffle"])
+    else:
+        built = [split.model_dataset] * 3
+        train_sampler, _, _ = create_samplers(config, split.model_dataset, built)
+        with as_recbole_model(config):
+            train_data = get_dataloader(config, "train")(
+                config, split.model_dataset, train_sampler, shuffle=config["shuffle"]
+            )
+    return train_data, split.valid, split.test, split.model_dataset
+
+
+def recbole_dataloaders(config, dataset):
+    """RecBole's split and loaders, with user batches for ``train_by_user`` models.
 
     Returns:
         (train_data, valid_data, test_data, model_dataset)
@@ -331,19 +350,6 @@ def data_preparation(config, dataset):
     from recbole.data.utils import create_samplers, get_dataloader
     from recbole.sampler import KGSampler
     from recbole.utils import ModelType
-
-    if config["eval_protocol"] == "paper":
-        split = paper_split(dataset, config)
-        if trains_on_user_batches(config):
-            train_data = UserBatchDataLoader(config, split.train_dataset, None, shuffle=config["shuffle"])
-        else:
-            built = [split.model_dataset] * 3
-            train_sampler, _, _ = create_samplers(config, split.model_dataset, built)
-            with as_recbole_model(config):
-                train_data = get_dataloader(config, "train")(
-                    config, split.model_dataset, train_sampler, shuffle=config["shuffle"]
-                )
-        return train_data, split.valid, split.test, split.model_dataset
 
     built = dataset.build()
     train_dataset, valid_dataset, test_dataset = built

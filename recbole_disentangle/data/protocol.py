@@ -6,35 +6,28 @@ interactions are split at random into a fold-in part (80%) the model reads and t
 it must rank among all items not in the fold-in part. Preprocessing keeps ratings >= 4 and
 users with >= 5 of them; items that no training user has are dropped, as in MultVAE's code.
 
-``eval_protocol: paper`` selects it; ``eval_protocol: recbole`` (default) keeps RecBole's split.
+This module splits the data; the protocol object (``eval_protocol: paper``), its metrics and its
+scoring of held-out users are in :mod:`recbole_disentangle.evaluation`.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from logging import getLogger
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from recbole_disentangle.errors import ConfigError
 
-PAPER_METRICS = ("ndcg@100", "recall@20", "recall@50")
-PROTOCOLS = ("recbole", "paper")
 PHASE_NAMES = {"valid": "validation", "test": "test"}
 
 
-def configure_paper_protocol(config) -> None:
-    """Translate the paper protocol's settings into RecBole's filters (before data is read)."""
-    protocol = config["eval_protocol"] or "recbole"
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"eval_protocol = {protocol!r}: choose one of {', '.join(PROTOCOLS)}.")
-    if protocol != "paper":
-        return
+def configure_paper_settings(config, metrics) -> None:
+    """Translate the paper protocol's settings into RecBole's filters (before data is read);
+    ``valid_metric`` becomes NDCG@100 unless it is one of ``metrics``, the protocol's own."""
     held_out = config["paper_heldout_users"]
     if isinstance(held_out, bool) or not isinstance(held_out, (int, float)) or held_out <= 0 or (
         isinstance(held_out, float) and held_out >= 0.5
@@ -56,7 +49,7 @@ def configure_paper_protocol(config) -> None:
             load_col["inter"] = [*load_col.get("inter", []), rating_field]
     config["user_inter_num_interval"] = f"[{config['paper_min_user_interactions']},inf)"
     config["item_inter_num_interval"] = f"[{config['paper_min_item_interactions']},inf)"
-    if str(config["valid_metric"]).lower() not in PAPER_METRICS:
+    if str(config["valid_metric"]).lower() not in metrics:
         config["valid_metric"] = "NDCG@100"
         config["valid_metric_bigger"] = True
 
@@ -184,72 +177,3 @@ def paper_split(dataset, config) -> PaperSplit:
         f"and {len(held['test'].users)} test users scored, {len(train_items)} items"
     )
     return PaperSplit(model_dataset, train_dataset, held["valid"], held["test"])
-
-
-# ---- metrics ---------------------------------------------------------------------------
-def ranking_metrics(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-user NDCG@100, Recall@20 and Recall@50 as MultVAE's code defines them.
-
-    ``scores`` (B, n_items) with -inf where an item must not be ranked; ``targets`` (B, n_items)
-    bool. Recall@k = hits in the top k / min(k, number of targets); NDCG@k uses binary gains
-    1/log2(rank + 2) and the ideal DCG of min(k, number of targets) hits.
-    """
-    n_targets = targets.sum(1).float()
-    k_max = min(100, scores.shape[1])
-    top = torch.topk(scores, k_max, dim=1).indices
-    hits = targets.gather(1, top).float()
-    discounts = 1.0 / torch.log2(torch.arange(2, k_max + 2, device=scores.device, dtype=torch.float))
-    dcg = (hits * discounts).sum(1)
-    ideal_discounts = torch.cumsum(discounts, 0)
-    idcg = ideal_discounts[(n_targets.clamp(max=k_max) - 1).long().clamp(min=0)]
-    out = {"ndcg@100": dcg / idcg}
-    for k in (20, 50):
-        out[f"recall@{k}"] = hits[:, :k].sum(1) / n_targets.clamp(max=k)
-    return out
-
-
-def summarise(per_user: dict[str, torch.Tensor]) -> OrderedDict:
-    """Mean and standard error (std / sqrt(n)) over users, as the papers report them."""
-    result = OrderedDict()
-    for name, values in per_user.items():
-        values = values.double()
-        result[name] = round(values.mean().item(), 5)
-        result[f"{name}_se"] = round((values.std(unbiased=True) / math.sqrt(len(values))).item(), 5) if len(values) > 1 else 0.0
-    result["users"] = int(len(next(iter(per_user.values()))))
-    return result
-
-
-def _full_scores(model, users: torch.Tensor, n_items: int) -> torch.Tensor:
-    from recbole.data.interaction import Interaction
-
-    interaction = Interaction({model.USER_ID: users})
-    try:
-        return model.full_sort_predict(interaction).view(len(users), n_items)
-    except NotImplementedError:  # RecBole models that only score pairs
-        items = torch.arange(n_items, device=users.device)
-        pairs = Interaction({model.USER_ID: users.repeat_interleave(n_items), model.ITEM_ID: items.repeat(len(users))})
-        return model.predict(pairs).view(len(users), n_items)
-
-
-@torch.no_grad()
-def per_user_metrics(model, held_out: HeldOutUsers, device) -> dict[str, torch.Tensor]:
-    """Each paper metric for each held-out user, in the order of ``held_out.users``.
-
-    Kept per user so that two models evaluated on the same users (same data set, same seed) can
-    be compared pairwise: the paired difference has a far smaller standard error than the
-    difference of two means when the users' difficulty varies as much as it does here.
-    """
-    model.eval()
-    n_items = held_out.fold_in.shape[1]
-    excluded = torch.as_tensor(np.concatenate([[0], held_out.excluded_items]), dtype=torch.long, device=device)
-    collected: dict[str, list[torch.Tensor]] = {name: [] for name in PAPER_METRICS}
-    for rows in held_out.batches():
-        users = torch.as_tensor(held_out.users[rows], dtype=torch.long, device=device)
-        scores = _full_scores(model, users, n_items).float()
-        fold_in = held_out.fold_in[rows].tocoo()
-        scores[torch.as_tensor(fold_in.row, dtype=torch.long, device=device), torch.as_tensor(fold_in.col, dtype=torch.long, device=device)] = float("-inf")
-        scores[:, excluded] = float("-inf")
-        targets = torch.as_tensor(held_out.targets[rows].toarray() > 0, device=device)
-        for name, values in ranking_metrics(scores, targets).items():
-            collected[name].append(values.cpu())
-    return {name: torch.cat(values) for name, values in collected.items()}

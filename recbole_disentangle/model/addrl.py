@@ -44,12 +44,13 @@ from torch import nn
 from recbole_disentangle.data.attributes import AttributeSpec
 from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
+from recbole_disentangle.model.base import ModelHooks
 from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
 MISSING_ATTRIBUTE_POLICIES = ("error", "skip")
 
 
-class ADDRL(GeneralRecommender):
+class ADDRL(GeneralRecommender, ModelHooks):
     r"""AD-DRL with RecBole's pairwise sampling (N negatives per positive).
 
     Hyper-parameters (``properties/model/AD-DRL.yaml`` documents each with its default):

@@ -29,6 +29,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.model.base import ModelHooks
 from recbole_disentangle.model.layers import (
     EPS,
     SIMILARITIES,
@@ -61,7 +62,7 @@ def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
 LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
 
 
-class MacridVAE(GeneralRecommender):
+class MacridVAE(GeneralRecommender, ModelHooks):
     r"""MacridVAE with the paper's equations.
 
     Hyper-parameters (``properties/model/MacridVAE.yaml`` documents each with its default):
@@ -424,6 +425,24 @@ class MacridVAE(GeneralRecommender):
         log_c = self.log_concepts()
         z, _, _ = self.encode(batch, log_c)
         return self.scores(z, log_c).view(-1)
+
+    def fold_in_predict(self, fold_in) -> torch.Tensor:
+        """Every item's score for users given by their interactions (a scipy (B, n_items) matrix,
+        binarised as the history is): the paper protocol's held-out users, who have no row the
+        model was trained on."""
+        block = fold_in.tocsr().astype(np.float32)
+        block.sum_duplicates()
+        block.data[:] = 1.0
+        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        batch = SparseRows(
+            rows=torch.from_numpy(rows).to(self.device),
+            cols=torch.from_numpy(block.indices.astype(np.int64)).to(self.device),
+            values=torch.from_numpy(block.data).to(self.device),
+            batch_size=block.shape[0],
+        )
+        log_c = self.log_concepts()
+        z, _, _ = self.encode(batch, log_c)
+        return self.scores(z, log_c)
 
     def predict(self, interaction):
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]

@@ -21,10 +21,11 @@ from torch import nn
 
 from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
+from recbole_disentangle.model.base import ModelHooks
 from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
 
 
-class VBPR(GeneralRecommender):
+class VBPR(GeneralRecommender, ModelHooks):
     r"""VBPR with BPR training over N sampled negatives per positive.
 
     Hyper-parameters (``properties/model/VBPR.yaml`` documents each with its default):

@@ -66,3 +66,26 @@ def test_the_category_field_is_found_or_its_absence_explained():
         category_field(dataset, "colour")
     del dataset.item_feat["genre"]
     assert category_field(dataset) is None  # none of the default names: the caller warns
+
+
+def test_a_model_without_tau_is_refused_by_name_not_given_tau_1():
+    import pytest
+    import torch
+
+    from recbole_disentangle.analysis.representations import concept_logits
+    from recbole_disentangle.errors import ConfigError
+
+    model = SimpleNamespace(item_embedding=torch.ones(3, 2), prototypes=torch.ones(2, 2), similarity="cosine",
+                            log_concepts=None, encode=None, user_rows=None)
+    with pytest.raises(ConfigError, match="lacks tau"):
+        concept_logits(model)
+
+
+def test_the_four_models_implement_the_documented_hooks():
+    from recbole_disentangle import registry
+    from recbole_disentangle.model.base import ModelHooks
+
+    for name in registry.PLUGIN_MODELS:
+        assert issubclass(registry.get_model(name), ModelHooks), name
+    assert registry.plugin_lineage("SEM-MacridVAE") == ["MacridVAE", "SEM-MacridVAE"]
+    assert registry.plugin_lineage("MultiVAE") == []

@@ -75,7 +75,7 @@ def test_feature_dir_setting_overrides_the_data_path(ml100k, tmp_path):
 
 
 def test_a_float_seq_column_of_the_item_file_is_accepted_when_no_array_exists(tmp_path, monkeypatch):
-    from recbole_disentangle.data.dataset import data_preparation
+    from recbole_disentangle.evaluation.protocols import data_preparation
 
     folder = tmp_path / "data" / "toy"
     folder.mkdir(parents=True)

@@ -9,8 +9,10 @@ import torch
 
 from model_contract import FAST
 from recbole_disentangle.config import Config
-from recbole_disentangle.data.dataset import create_dataset, data_preparation
-from recbole_disentangle.data.protocol import ranking_metrics, split_users, summarise
+from recbole_disentangle.data.dataset import create_dataset
+from recbole_disentangle.evaluation.protocols import data_preparation
+from recbole_disentangle.data.protocol import split_users
+from recbole_disentangle.evaluation.metrics import ranking_metrics, summarise
 from recbole_disentangle.errors import ConfigError
 
 
@@ -100,3 +102,23 @@ def test_paper_protocol_on_ml100k_trains_only_on_training_users(model):
     model_pairs = set(zip(model_dataset.inter_feat["user_id"].tolist(), model_dataset.inter_feat["item_id"].tolist()))
     targets = test.targets.tocoo()
     assert not {(int(test.users[r]), int(c)) for r, c in zip(targets.row, targets.col)} & model_pairs
+
+
+def test_protocols_are_registered_objects_and_an_unknown_name_is_refused():
+    from recbole_disentangle.evaluation.protocols import PROTOCOLS, PaperProtocol, get_protocol
+
+    assert list(PROTOCOLS) == ["recbole", "paper"]
+    assert isinstance(get_protocol("paper"), PaperProtocol)
+    assert get_protocol("paper").metrics == ("ndcg@100", "recall@20", "recall@50")
+    with pytest.raises(ConfigError, match="choose one of recbole, paper"):
+        get_protocol("papr")
+
+
+def test_a_new_ranking_metric_is_one_function():
+    from recbole_disentangle.evaluation import metrics
+
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    targets = torch.tensor([[False, True, False, True]])
+    assert metrics.ranking_metrics(scores, targets, ["recall@2", "ndcg@4"])["recall@2"].item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="name@k"):
+        metrics.ranking_metrics(scores, targets, ["mrr@2"])

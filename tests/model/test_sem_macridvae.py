@@ -12,7 +12,8 @@ import torch
 
 from model_contract import FAST, ModelContract
 from recbole_disentangle.config import Config
-from recbole_disentangle.data.dataset import create_dataset, data_preparation
+from recbole_disentangle.data.dataset import create_dataset
+from recbole_disentangle.evaluation.protocols import data_preparation
 from recbole_disentangle.data.features import save_item_features
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.macridvae import MacridVAE
@@ -242,12 +243,15 @@ def test_missing_feature_file_is_a_clear_error(make):
 
 
 def test_every_macridvae_hyper_parameter_has_a_default_here_too():
-    """Config reads one model YAML: SEM-MacridVAE.yaml must repeat each key MacridVAE.yaml has."""
-    from recbole_disentangle.config import load_yaml_file, properties_dir
+    """Config layers MacridVAE.yaml under SEM-MacridVAE.yaml (the class derives from MacridVAE's):
+    every key MacridVAE.yaml has is a default of SEM-MacridVAE, whose own file wins."""
+    from recbole_disentangle.config import load_yaml_file, model_defaults, properties_dir
 
     macrid = load_yaml_file(properties_dir() / "model" / "MacridVAE.yaml")
-    sem = load_yaml_file(properties_dir() / "model" / "SEM-MacridVAE.yaml")
+    sem = model_defaults("SEM-MacridVAE")
     assert set(macrid) - set(sem) == set()
+    own = load_yaml_file(properties_dir() / "model" / "SEM-MacridVAE.yaml")
+    assert sem["embedding_size"] == own["embedding_size"] == 200 and sem["tau"] == macrid["tau"]
 
 
 def test_ml_latest_small_demo_settings_load_genres_and_title_genres_tags_features(tmp_path, monkeypatch):
