@@ -241,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     generation = []
     for shape_name in args.shapes:
         full = scale_data.SHAPES[shape_name]
-        shape = full.scaled(args.scale)
-        if item_scale != args.scale:
-            items = max(int(round(full.items * item_scale)), 2 * full.min_per_user)
-            shape = scale_data.Shape(shape.name, shape.users, items, min(shape.interactions, shape.users * (items // 2)),
-                                     shape.user_sigma, shape.item_gini, shape.min_per_user)
+        shape = full.scaled(args.scale, item_scale)
         dataset = f"scale-{shape_name}"
         started = time.perf_counter()
         matrix = scale_data.generate(shape, seed=args.seed)

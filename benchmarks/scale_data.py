@@ -38,11 +38,14 @@ class Shape:
     item_gini: float = 0.90
     min_per_user: int = 5
 
-    def scaled(self, scale: float) -> "Shape":
-        if not 0 < scale <= 1:
-            raise ValueError(f"scale must lie in (0, 1], got {scale}")
+    def scaled(self, scale: float, item_scale: float | None = None) -> "Shape":
+        """Users, items and interactions times ``scale`` (items times ``item_scale`` when given);
+        interactions per user stay, up to half the catalog."""
+        item_scale = scale if item_scale is None else item_scale
+        if not (0 < scale <= 1 and 0 < item_scale <= 1):
+            raise ValueError(f"scale and item_scale must lie in (0, 1], got {scale} and {item_scale}")
         users = max(int(round(self.users * scale)), 10)
-        items = max(int(round(self.items * scale)), 2 * self.min_per_user)
+        items = max(int(round(self.items * item_scale)), 4 * self.min_per_user)
         interactions = min(max(int(round(self.interactions * scale)), users * self.min_per_user), users * (items // 2))
         return Shape(self.name, users, items, interactions, self.user_sigma, self.item_gini, self.min_per_user)
 

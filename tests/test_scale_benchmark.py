@@ -17,6 +17,8 @@ def test_scaled_shapes_keep_interactions_per_user():
     small = full.scaled(0.01)
     assert (small.users, small.items) == (1367, 201)
     assert small.interactions == 100_000  # users and interactions shrink alike: 73 per user stay
+    kept = full.scaled(0.01, item_scale=1)
+    assert (kept.users, kept.items, kept.interactions) == (1367, 20_108, 100_000)
     with pytest.raises(ValueError):
         full.scaled(0)
 
