@@ -175,13 +175,16 @@ def cell(values: list[float], digits: int = 2) -> str:
 
 def table(rows: list[dict], reps: int) -> list[str]:
     lines = [
-        "| shape | users x items, interactions | model | device | preparation s | s / epoch | evaluation s | "
+        "| shape | users x items, interactions (as loaded) | model | device | preparation s | s / epoch | evaluation s | "
         "evaluation / epoch | peak RSS MB | peak device MB | notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ok = [r for r in row["runs"] if r.get("ok")]
-        data = f"{row['users']:,} x {row['items']:,}, {row['interactions']:,}"
+        # What RecBole loaded: it keeps only the items that occur in the file, fewer than the
+        # shape's catalog when users are scaled down far.
+        seen = ok[0] if ok else row
+        data = f"{seen['users']:,} x {seen['items']:,}, {seen['interactions']:,}"
         if not ok:
             error = next((r.get("error", "") for r in row["runs"]), "")
             lines.append(f"| {row['shape']} | {data} | {row['label']} | {row['device']} | – | – | – | – | "
@@ -227,7 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="markdown file to write the section into (e.g. docs/results.md)")
     parser.add_argument("--name", default="scale")
     parser.add_argument("--json", default=None, help="also write every run's figures here")
+    parser.add_argument("--render", default=None, help="write the section from a --json file of an earlier run (no runs)")
     args = parser.parse_args(argv)
+    if args.render:
+        from benchmark import write_section
+
+        saved = json.loads(Path(args.render).read_text())
+        body = [*saved["header"], *table(saved["rows"], saved["reps"]), ""]
+        print("\n".join(body))
+        if args.out:
+            write_section(Path(args.out), args.name, body)
+        return 0
 
     import torch
 
@@ -272,10 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                            f"eval {result['eval']['s']:.2f} s, RSS {result['peak_rss_mb']:.0f} MB") if result.get("ok") else result.get("error")
                 print(f"[{shape_name} {device} rep {rep}] {label}: {summary}", flush=True)
         rows += list(shape_rows.values())
-    if args.json:
-        Path(args.json).write_text(json.dumps([{k: v for k, v in row.items() if k != "job"} for row in rows], indent=1))
     command = "OMP_NUM_THREADS=1 python benchmarks/scale.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    body = [
+    header = [
         f"## {args.name}",
         "",
         f"Command: `{command}`  ",
@@ -284,9 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *[f"- {line}" for line in generation],
         "",
-        *table(rows, args.reps),
-        "",
     ]
+    if args.json:
+        plain_rows = [{k: v for k, v in row.items() if k != "job"} for row in rows]
+        Path(args.json).write_text(json.dumps({"header": header, "rows": plain_rows, "reps": args.reps}, indent=1))
+    body = [*header, *table(rows, args.reps), ""]
     text = "\n".join(body)
     print(text, flush=True)
     if args.out:
