@@ -8,6 +8,7 @@ Python loop over users or items.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,70 @@ def segment_logsumexp(values: torch.Tensor, segments: torch.Tensor, n_segments: 
     return total.log() + peak
 
 
+def sampled_row_dots(left: torch.Tensor, right: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """<left[rows[e]], right[cols[e]]> for every e: (left @ right.T) at the given entries only.
+
+    On CPU and CUDA one SDDMM (``torch.sparse.sampled_addmm`` on a CSR pattern, entries sorted by
+    row then column); elsewhere a gather of both sides, (nnz, d) each.
+    """
+    if rows.numel() == 0:
+        return left.new_zeros(0)
+    if left.device.type not in ("cpu", "cuda"):
+        return (left[rows] * right[cols]).sum(-1)
+    n_rows, n_cols = left.shape[0], right.shape[0]
+    order = torch.argsort(rows * n_cols + cols)
+    crow = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.bincount(rows, minlength=n_rows).cumsum(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+        pattern = torch.sparse_csr_tensor(
+            crow, cols[order], left.new_zeros(order.numel()), (n_rows, n_cols), check_invariants=False
+        )
+    dots = torch.sparse.sampled_addmm(pattern, left, right.t(), beta=0.0).values()
+    return torch.empty_like(dots).index_copy_(0, order, dots)
+
+
+class _SparseRowsTimes(torch.autograd.Function):
+    """S @ dense for S given by (row, col, value) triples, with a backward that touches only S's entries.
+
+    ``torch.sparse.mm``'s backward takes the gradient of S's values from the dense product
+    grad_out @ dense.T, (rows x n_cols), then keeps S's entries: in the encoder that is a
+    (B*K x n_items) product per step, the largest matrix product of a step at 50k+ items and
+    one that sampled softmax cannot shrink. Here the gradient of value e is the dot product
+    <grad_out[row_e], dense[col_e]> alone, and the gradient of the dense side S.T @ grad_out
+    (as torch computes it).
+    """
+
+    @staticmethod
+    def forward(ctx, values, dense, rows, cols, n_rows):
+        indices = torch.stack((rows, cols))
+        matrix = torch.sparse_coo_tensor(indices, values, (n_rows, dense.shape[0]), check_invariants=False)
+        ctx.save_for_backward(values, dense, rows, cols)
+        ctx.n_rows = n_rows
+        return torch.sparse.mm(matrix, dense)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        values, dense, rows, cols = ctx.saved_tensors
+        grad_values = grad_dense = None
+        if ctx.needs_input_grad[0]:
+            grad_values = sampled_row_dots(grad_out, dense, rows, cols)
+        if ctx.needs_input_grad[1]:
+            transposed = torch.sparse_coo_tensor(
+                torch.stack((cols, rows)), values, (dense.shape[0], ctx.n_rows), check_invariants=False
+            )
+            grad_dense = torch.sparse.mm(transposed, grad_out)
+        return grad_values, grad_dense, None, None, None
+
+
+def sparse_rows_times(
+    values: torch.Tensor, dense: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n_rows: int
+) -> torch.Tensor:
+    """(n_rows, d) = S @ ``dense``, S (n_rows x len(dense)) holding ``values`` at (``rows``, ``cols``)."""
+    return _SparseRowsTimes.apply(values, dense, rows, cols, n_rows)
+
+
 class ConceptEncoder(nn.Module):
     """q(z_u^(k) | x_u, C) for every concept k at once (Sec. 2.3, Algorithm 1 lines 17-26).
 
@@ -137,11 +202,10 @@ class ConceptEncoder(nn.Module):
         weighted = F.dropout(weighted, self.dropout, self.training)
         # sum_i w_uik t_i as one sparse product: row (u, k) of a (B*K, n_items) matrix times t.
         concept_rows = batch.rows.unsqueeze(1) * n_concepts + torch.arange(n_concepts, device=weighted.device)
-        indices = torch.stack((concept_rows.reshape(-1), batch.cols.repeat_interleave(n_concepts)))
-        inputs = torch.sparse_coo_tensor(
-            indices, weighted.reshape(-1), (batch.batch_size * n_concepts, self.context.shape[0]), check_invariants=False
-        )
-        hidden = torch.sparse.mm(inputs, self.context) + self.context_bias
+        hidden = sparse_rows_times(
+            weighted.reshape(-1), self.context, concept_rows.reshape(-1), batch.cols.repeat_interleave(n_concepts),
+            batch.batch_size * n_concepts,
+        ) + self.context_bias
         for layer in self.layers:
             hidden = torch.tanh(hidden)
             if layer is not self.layers[-1]:

@@ -197,16 +197,25 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         history.data[:] = 1.0
         self.history = history
         self.n_users_with_history = int((np.diff(history.indptr) > 0).sum())
+        # The same matrix as tensors where the model lives, so that a step slices its users' rows
+        # there (no copy of the batch from the host; non-persistent buffers: they follow .to()
+        # and stay out of checkpoints). Column ids as int32 while stored: half the memory.
+        device = self.history_indptr.device if hasattr(self, "history_indptr") else self.device
+        self.register_buffer("history_indptr", torch.from_numpy(history.indptr.astype(np.int64)).to(device), persistent=False)
+        self.register_buffer("history_indices", torch.from_numpy(history.indices.astype(np.int32)).to(device), persistent=False)
 
     def user_rows(self, users: torch.Tensor) -> SparseRows:
-        block = self.history[users.cpu().numpy()]
-        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        return SparseRows(
-            rows=torch.from_numpy(rows).to(self.device),
-            cols=torch.from_numpy(block.indices.astype(np.int64)).to(self.device),
-            values=torch.from_numpy(block.data).to(self.device),
-            batch_size=block.shape[0],
-        )
+        """The history rows of ``users`` (in their order, repeats included) as a batch."""
+        users = users.to(self.history_indptr.device, torch.long)
+        starts = self.history_indptr[users]
+        counts = self.history_indptr[users + 1] - starts
+        # One scalar crosses to the host (the batch's number of interactions, a shape), where
+        # slicing the scipy matrix on the host needed the user ids there and the batch copied back.
+        total = int(counts.sum())
+        rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts, output_size=total)
+        offsets = torch.arange(total, device=users.device) - (counts.cumsum(0) - counts).repeat_interleave(counts, output_size=total)
+        cols = self.history_indices[starts[rows] + offsets].long()
+        return SparseRows(rows=rows, cols=cols, values=torch.ones(total, device=users.device), batch_size=len(users))
 
     def _sampling_probs(self, distribution: str) -> torch.Tensor:
         """q_j of the sampled softmax; item 0 is RecBole's padding and is never sampled."""
@@ -267,9 +276,19 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         return torch.logsumexp(logits + log_c[batch.cols], dim=1)
 
     def current_beta(self) -> float:
+        """beta_t = min(beta, t / T) as a Python number (for people and reports; a step uses :meth:`beta_tensor`)."""
         if self.total_anneal_steps <= 0:
             return self.beta
         return min(self.beta, self.anneal_step.item() / self.total_anneal_steps)
+
+    def beta_tensor(self) -> torch.Tensor:
+        """beta_t = min(beta, t / T) as a 0-d float32 tensor where the model lives: a training step
+        reads it without a host sync (computed in float64, so the value is float32(min(beta, t / T))
+        as before, when it was a Python float)."""
+        if self.total_anneal_steps <= 0:
+            return torch.tensor(self.beta, dtype=torch.float32, device=self.anneal_step.device)
+        ratio = self.anneal_step.to(torch.float64) / self.total_anneal_steps
+        return ratio.clamp(max=self.beta).to(torch.float32)
 
     # ---- losses -------------------------------------------------------------------------
     def recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows) -> torch.Tensor:
@@ -325,7 +344,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         batch = self.user_rows(interaction[self.USER_ID])
         log_c = self.log_concepts()
         z, mu, log_var_ratio = self.encode(batch, log_c)
-        loss = self.recon_loss(z, log_c, batch) + self.current_beta() * self.kl_loss(mu, log_var_ratio)
+        loss = self.recon_loss(z, log_c, batch) + self.beta_tensor() * self.kl_loss(mu, log_var_ratio)
         if self.reg_weight > 0:
             loss = loss + self.reg_loss()
         if self.training:

@@ -9,8 +9,10 @@ from recbole_disentangle.model.layers import (
     gaussian_kl_to_prior,
     importance_log_normaliser,
     log_concept_assignment,
+    sampled_row_dots,
     segment_logsumexp,
     similarity_matrix,
+    sparse_rows_times,
 )
 
 
@@ -88,3 +90,47 @@ def test_sampled_normaliser_approaches_the_full_softmax_as_samples_cover_the_cat
     errors = [(estimate(s) - full).abs().max().item() for s in (20, 2_000, 200_000)]
     assert errors[2] < 0.01
     assert errors[2] < errors[0]
+
+
+def _sparse_case(n_rows=6, n_cols=9, density=0.4, d=4, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.rand(n_rows, n_cols, generator=generator) < density
+    mask[0] = False  # an empty row
+    rows, cols = mask.nonzero(as_tuple=True)
+    values = torch.randn(len(rows), generator=generator, dtype=dtype)
+    dense = torch.randn(n_cols, d, generator=generator, dtype=dtype)
+    return values, dense, rows, cols, n_rows
+
+
+def test_sparse_rows_times_passes_gradcheck():
+    values, dense, rows, cols, n_rows = _sparse_case()
+    values.requires_grad_()
+    dense.requires_grad_()
+    assert torch.autograd.gradcheck(lambda v, t: sparse_rows_times(v, t, rows, cols, n_rows), (values, dense))
+
+
+def test_sparse_rows_times_equals_torch_sparse_mm_in_value_and_gradients():
+    """The old path (torch.sparse.mm on a COO matrix) and the new one agree, entries in any order."""
+    values, dense, rows, cols, n_rows = _sparse_case(n_rows=40, n_cols=300, density=0.05, d=16, dtype=torch.float32, seed=1)
+    shuffle = torch.randperm(len(rows), generator=torch.Generator().manual_seed(2))
+    values, rows, cols = values[shuffle], rows[shuffle], cols[shuffle]
+    grad_out = torch.randn(n_rows, 16, generator=torch.Generator().manual_seed(3))
+    results = []
+    for new in (False, True):
+        v, t = values.clone().requires_grad_(), dense.clone().requires_grad_()
+        if new:
+            out = sparse_rows_times(v, t, rows, cols, n_rows)
+        else:
+            matrix = torch.sparse_coo_tensor(torch.stack((rows, cols)), v, (n_rows, len(t)), check_invariants=False)
+            out = torch.sparse.mm(matrix, t)
+        out.backward(grad_out)
+        results.append((out.detach(), v.grad, t.grad))
+    for old, new in zip(*results):
+        assert torch.allclose(old, new, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_row_dots_equals_the_dense_product_at_the_entries():
+    left, right = torch.randn(5, 3), torch.randn(7, 3)
+    rows, cols = torch.tensor([4, 0, 0, 2, 4]), torch.tensor([6, 1, 0, 3, 6])  # unsorted, one repeated
+    assert torch.allclose(sampled_row_dots(left, right, rows, cols), (left @ right.t())[rows, cols], atol=1e-6)
+    assert sampled_row_dots(left, right, rows[:0], cols[:0]).shape == (0,)

@@ -185,3 +185,44 @@ def test_an_extreme_variance_output_keeps_z_and_the_kl_finite(built, monkeypatch
         assert torch.isfinite(z).all() and torch.isfinite(model.kl_loss(mu, log_var_ratio))
     finally:
         model.eval()
+
+
+def test_a_step_reads_the_kl_weight_as_current_beta_gives_it(built):
+    """beta_tensor (used inside a step, no host sync) is current_beta in float32 at every step."""
+    config, _, model = built
+    for step in (0, 1, 3, model.total_anneal_steps // 2, model.total_anneal_steps, 10 * model.total_anneal_steps):
+        model.anneal_step.fill_(step)
+        assert model.beta_tensor().dtype == torch.float32
+        assert model.beta_tensor().item() == torch.tensor(model.current_beta(), dtype=torch.float32).item()
+
+
+def test_user_rows_slice_the_history_as_the_scipy_matrix_does(built):
+    """The batch sliced from the history tensors equals the host slicing of the scipy matrix it
+    replaced: same rows, columns and values in the same order, for users in any order, repeated
+    users and users without history."""
+    import numpy as np
+
+    _, _, model = built
+    lengths = np.diff(model.history.indptr)
+    empty = np.flatnonzero(lengths == 0)[:2].tolist()
+    users = torch.tensor([5, 3, *empty, 5, 1, model.n_users - 1])
+    batch = model.user_rows(users)
+    block = model.history[users.numpy()]
+    assert batch.batch_size == len(users)
+    assert torch.equal(batch.rows, torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(block.indptr))))
+    assert torch.equal(batch.cols, torch.from_numpy(block.indices.astype(np.int64)))
+    assert torch.equal(batch.values, torch.from_numpy(block.data))
+    assert model.user_rows(users[:0]).rows.numel() == 0
+
+
+def test_user_rows_follow_a_new_history(built):
+    import scipy.sparse as sp
+
+    _, _, model = built
+    saved = model.history
+    try:
+        model.set_history(sp.csr_matrix(([1.0, 1.0], ([1, 1], [2, 7])), shape=saved.shape))
+        batch = model.user_rows(torch.tensor([1, 0]))
+        assert batch.cols.tolist() == [2, 7] and batch.rows.tolist() == [0, 0]
+    finally:
+        model.set_history(saved)

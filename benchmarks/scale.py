@@ -1,0 +1,312 @@
+#!/usr/bin/env python
+"""Data preparation, training epochs and one evaluation at the scale of ML-20M, Netflix and a 200k-item catalog.
+
+    OMP_NUM_THREADS=1 python benchmarks/scale.py --scale 0.01 --epochs 2 --epoch_budget 60 --eval_budget 60 \\
+        --out docs/results.md --name scale-cpu
+
+For every shape of ``scale_data.SHAPES`` (``--shapes``) a data set is generated with that shape's
+users, items, interactions per user and item-popularity curve, shrunk by ``--scale`` (users, items
+and interactions; ``--item_scale`` shrinks the catalog by another factor, e.g. 1 to keep it whole:
+a step then costs what it costs at full size and an epoch has ``--scale`` of its steps), written as
+an atomic file, and every model of ``--models`` runs on it through the package's own pipeline:
+
+* data preparation: ``quick_start.build`` (RecBole's Dataset, split and loaders, the model);
+* ``--epochs`` training epochs (RecBole's ``Trainer._train_epoch``);
+* one full-ranking evaluation pass over the validation split (``Trainer.evaluate``).
+
+Models run interleaved (A B C ... A B C ... for ``--reps``), each run in a process of its own, so
+its peak host memory (max RSS, which includes the ~300 MB of the imports) and device memory
+(``torch.cuda.max_memory_allocated``) are its own. An epoch or evaluation that runs past its
+budget (``--epoch_budget``, ``--eval_budget`` seconds) is stopped between batches and extrapolated
+to the whole pass (marked ``*``); so a 2-core machine reports an epoch of a large shape in minutes.
+``--devices`` runs every model on each device (default: cpu, and cuda when present).
+
+The markdown table (one row per shape, model and device; min and median over ``--reps``) goes into
+``--out`` between ``<!-- benchmark:NAME -->`` markers, with the command, the machine and the commit;
+``--json`` keeps every run's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale_data  # noqa: E402
+
+DEFAULT_MODELS = ["MacridVAE", "MacridVAE:sampled_negatives={negatives}", "RecBoleMacridVAE", "MultiVAE", "MultiDAE"]
+
+
+def parse_model(spec: str) -> tuple[str, str, list[str]]:
+    """'Name:key=value,key=value' -> (label, model, ['--key=value', ...])."""
+    name, _, settings = spec.partition(":")
+    return spec, name, [f"--{item.strip()}" for item in settings.split(",") if item.strip()]
+
+
+def budgeted(loader, budget: float, tally: dict):
+    """``loader`` (same class, so RecBole's isinstance checks hold) stopping after ``budget`` seconds.
+
+    ``tally`` receives the batches run and whether the pass was cut short.
+    """
+    base = loader.__class__
+
+    def __iter__(self):
+        started = time.perf_counter()
+        tally.update(done=0, cut=False)
+        for batch in base.__iter__(self):
+            if budget and tally["done"] and time.perf_counter() - started > budget:
+                tally["cut"] = True
+                break
+            yield batch
+            tally["done"] += 1
+
+    limited = copy.copy(loader)
+    limited.__class__ = type(f"Budgeted{base.__name__}", (base,), {"__iter__": __iter__})
+    return limited
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_model(job: dict) -> dict:
+    """One model on one data set and device: preparation, epochs, one evaluation (in its own process)."""
+    import torch
+
+    from recbole_disentangle import compat
+    from recbole_disentangle.config import Config
+    from recbole_disentangle.quick_start import build
+    from recbole_disentangle.trainer import get_trainer
+
+    compat.filter_known_warnings()
+    cuda = job["device"] == "cuda"
+    result = {"ok": False}
+
+    def now():
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    stage = "config"
+    try:
+        settings = [
+            f"--data_path={job['data_path']}", "--download=false", "--show_progress=false", "--state=WARNING",
+            f"--use_gpu={'true' if cuda else 'false'}", f"--seed={job['seed']}", f"--epochs={job['epochs']}",
+            f"--checkpoint_dir={job['workdir']}/saved", "--eval_protocol=recbole", *job["settings"],
+        ]
+        config = Config(job["model"], job["dataset"], None, None, settings)
+        stage = "preparation"
+        started = now()
+        dataset, train_data, valid_data, _, model = build(config)
+        result["prep_s"] = now() - started
+        result.update(users=int(dataset.user_num) - 1, items=int(dataset.item_num) - 1, interactions=len(dataset.inter_feat))
+        trainer = get_trainer(config, model)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        stage = "training"
+        epochs = []
+        for epoch in range(job["epochs"]):
+            tally = {}
+            started = now()
+            trainer._train_epoch(budgeted(train_data, job["epoch_budget"], tally), epoch, show_progress=False)
+            seconds = now() - started
+            epochs.append({"s": seconds * len(train_data) / max(tally["done"], 1), "cut": tally["cut"],
+                           "batches": tally["done"], "of": len(train_data)})
+        result["epochs"] = epochs
+        stage = "evaluation"
+        tally = {}
+        started = now()
+        with torch.no_grad():
+            trainer.evaluate(budgeted(valid_data, job["eval_budget"], tally), load_best_model=False, show_progress=False)
+        seconds = now() - started
+        result["eval"] = {"s": seconds * len(valid_data) / max(tally["done"], 1), "cut": tally["cut"],
+                          "batches": tally["done"], "of": len(valid_data)}
+        if cuda:
+            result["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        result["ok"] = True
+    except Exception as err:  # noqa: BLE001 - reported in the table, the next run goes on
+        result["error"] = f"{stage}: {type(err).__name__}: {str(err)[:300]}"
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def _child(job: dict, queue) -> None:
+    queue.put(run_model(job))
+
+
+def run_in_own_process(job: dict) -> dict:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a fresh process: its own peak memory, no forked CUDA
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(job, queue))
+    process.start()
+    result = None
+    while result is None:
+        try:
+            result = queue.get(timeout=5)
+        except Exception:  # noqa: BLE001 - queue.Empty: still running, unless the process died
+            if not process.is_alive():
+                result = {"ok": False, "error": f"the run's process ended with exit code {process.exitcode} (out of memory?)"}
+    process.join()
+    return result
+
+
+def cell(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
+
+
+def table(rows: list[dict], reps: int) -> list[str]:
+    lines = [
+        "| shape | users x items, interactions (as loaded) | model | device | preparation s | s / epoch | evaluation s | "
+        "evaluation / epoch | peak RSS MB | peak device MB | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ok = [r for r in row["runs"] if r.get("ok")]
+        # What RecBole loaded: it keeps only the items that occur in the file, fewer than the
+        # shape's catalog when users are scaled down far.
+        seen = ok[0] if ok else row
+        data = f"{seen['users']:,} x {seen['items']:,}, {seen['interactions']:,}"
+        if not ok:
+            error = next((r.get("error", "") for r in row["runs"]), "")
+            lines.append(f"| {row['shape']} | {data} | {row['label']} | {row['device']} | – | – | – | – | "
+                         f"{max(r.get('peak_rss_mb', 0) for r in row['runs']):.0f} | – | failed: {error[:160]} |")
+            continue
+        # Per run: the median epoch (the first carries warm-up when there are more).
+        per_run = [statistics.median([e["s"] for e in r["epochs"]][1:] or [r["epochs"][0]["s"]]) for r in ok]
+        evals = [r["eval"]["s"] for r in ok]
+        cut = any(e["cut"] for r in ok for e in r["epochs"])
+        cut_eval = any(r["eval"]["cut"] for r in ok)
+        notes = []
+        if cut or cut_eval:
+            done = min(e["batches"] for r in ok for e in r["epochs"])
+            notes.append(f"extrapolated (*) from the batches run within the budget (epochs: >= {done} of {ok[0]['epochs'][0]['of']})")
+        device_peak = max(r.get("device_peak_mb", 0) for r in ok)
+        lines.append(
+            f"| {row['shape']} | {data} | {row['label']} | {row['device']} | {cell([r['prep_s'] for r in ok], 1)} | "
+            f"{cell(per_run)}{'*' if cut else ''} | {cell(evals)}{'*' if cut_eval else ''} | "
+            f"{statistics.median(evals) / statistics.median(per_run):.2f} | {max(r['peak_rss_mb'] for r in ok):.0f} | "
+            f"{f'{device_peak:.0f}' if device_peak else '–'} | {'; '.join(notes)} |"
+        )
+    lines += ["", f"Two figures in a cell: min / median over {reps} runs (interleaved); one figure: one run. "
+              "Preparation: RecBole's Dataset, split and loaders and the model, from the atomic file. "
+              "s / epoch: the median over a run's epochs after the first (the first when there is one)."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", nargs="+", choices=list(scale_data.SHAPES), default=list(scale_data.SHAPES))
+    parser.add_argument("--scale", type=float, default=1.0, help="users, items and interactions times this, in (0, 1]")
+    parser.add_argument("--item_scale", type=float, default=None, help="items times this instead (default: --scale)")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                        help="Model[:key=value,...]; {negatives} = --negatives times the item factor")
+    parser.add_argument("--negatives", type=int, default=1000, help="sampled negatives at full size")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epoch_budget", type=float, default=0.0, help="seconds per epoch before extrapolating; 0 = whole")
+    parser.add_argument("--eval_budget", type=float, default=0.0, help="seconds per evaluation before extrapolating")
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", default=None, help="generated data, logs, checkpoints (default: a temp dir)")
+    parser.add_argument("--out", default=None, help="markdown file to write the section into (e.g. docs/results.md)")
+    parser.add_argument("--name", default="scale")
+    parser.add_argument("--json", default=None, help="also write every run's figures here")
+    parser.add_argument("--render", default=None, help="write the section from a --json file of an earlier run (no runs)")
+    args = parser.parse_args(argv)
+    if args.render:
+        from benchmark import write_section
+
+        saved = json.loads(Path(args.render).read_text())
+        body = [*saved["header"], *table(saved["rows"], saved["reps"]), ""]
+        print("\n".join(body))
+        if args.out:
+            write_section(Path(args.out), args.name, body)
+        return 0
+
+    import torch
+
+    from benchmark import git_commit, machine, write_section
+
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    item_scale = args.item_scale if args.item_scale is not None else args.scale
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="scale-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    generation = []
+    for shape_name in args.shapes:
+        full = scale_data.SHAPES[shape_name]
+        shape = full.scaled(args.scale, item_scale)
+        dataset = f"scale-{shape_name}"
+        started = time.perf_counter()
+        matrix = scale_data.generate(shape, seed=args.seed)
+        scale_data.write_atomic(matrix, workdir / "data", dataset)
+        realised_gini = scale_data.gini(matrix.sum(axis=0).A1)
+        generation.append(f"{shape_name}: {shape.users:,} users x {shape.items:,} items, {matrix.nnz:,} interactions "
+                          f"(item Gini {realised_gini:.2f}, target {shape.item_gini}), generated and written in "
+                          f"{time.perf_counter() - started:.1f} s")
+        print(generation[-1], flush=True)
+        negatives = max(int(round(args.negatives * item_scale)), 1)
+        specs = [spec.replace("{negatives}", str(negatives)) for spec in args.models]
+        shape_rows = {}
+        for device in devices:
+            for spec in specs:
+                label, model, settings = parse_model(spec)
+                shape_rows[(device, label)] = {"shape": shape_name, "label": label, "device": device, "runs": [],
+                                               "users": shape.users, "items": shape.items, "interactions": matrix.nnz,
+                                               "job": {"model": model, "settings": settings}}
+        for rep in range(args.reps):
+            for (device, label), row in shape_rows.items():
+                job = {**row["job"], "dataset": dataset, "data_path": str(workdir / "data"), "device": device,
+                       "seed": args.seed, "epochs": args.epochs, "epoch_budget": args.epoch_budget,
+                       "eval_budget": args.eval_budget, "workdir": str(workdir)}
+                result = run_in_own_process(job)
+                result.update(rep=rep, shape=shape_name, label=label, device=device)
+                row["runs"].append(result)
+                summary = (f"prep {result['prep_s']:.1f} s, epoch {result['epochs'][-1]['s']:.2f} s, "
+                           f"eval {result['eval']['s']:.2f} s, RSS {result['peak_rss_mb']:.0f} MB") if result.get("ok") else result.get("error")
+                print(f"[{shape_name} {device} rep {rep}] {label}: {summary}", flush=True)
+        rows += list(shape_rows.values())
+    command = "OMP_NUM_THREADS=1 python benchmarks/scale.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    header = [
+        f"## {args.name}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {datetime.date.today().isoformat()}, commit {git_commit()}",
+        "",
+        *[f"- {line}" for line in generation],
+        "",
+    ]
+    if args.json:
+        plain_rows = [{k: v for k, v in row.items() if k != "job"} for row in rows]
+        Path(args.json).write_text(json.dumps({"header": header, "rows": plain_rows, "reps": args.reps}, indent=1))
+    body = [*header, *table(rows, args.reps), ""]
+    text = "\n".join(body)
+    print(text, flush=True)
+    if args.out:
+        write_section(Path(args.out), args.name, body)
+        print(f"wrote {args.out}")
+    return 0 if all(r.get("ok") for row in rows for r in row["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
