@@ -100,6 +100,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.adaptive_k = config["adaptive_k"]
         self.merge_threshold = config["merge_threshold"]
         self.prototype_recentring = config["prototype_recentring"]
+        self.prototype_init_scale = config["prototype_init_scale"]
 
         self.set_history(dataset.inter_matrix(form="csr"))
         # Training interactions per item, and the items that have some: the only ones whose h_i
@@ -175,6 +176,9 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         rate = config["prototype_recentring"]
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             fail("prototype_recentring", "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)")
+        scale = config["prototype_init_scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            fail("prototype_init_scale", "it multiplies m_k's Xavier initialisation: a number > 0")
         threshold = config["merge_threshold"]
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= math.log(2):
             fail("merge_threshold", "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]")
@@ -183,6 +187,13 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         # Xavier-uniform weights and N(0, 0.001) biases, as in the authors' code.
         for weight in (self.item_embedding, self.prototypes, *self.encoder.weight_matrices()):
             nn.init.xavier_uniform_(weight)
+        if self.similarity == "cosine":
+            # Only m_k's direction enters Eq. 6, but its length sets how fast Adam turns it (about
+            # lr / |m_k| radians per step, whatever the gradient's size), and Xavier makes m_k ~10x
+            # longer than h_i on ml-latest-small: the items cluster in a few epochs while the
+            # prototypes trail them for 40-60. See properties/model/MacridVAE.yaml for what 0.1 measured.
+            with torch.no_grad():
+                self.prototypes.mul_(self.prototype_init_scale)
         for bias in (self.encoder.context_bias, *(layer.bias for layer in self.encoder.layers)):
             nn.init.trunc_normal_(bias, std=0.001, a=-0.002, b=0.002)
 

@@ -108,7 +108,9 @@ def test_ablation_with_both_switches_off_is_macridvae(make):
     _, (_, train_data, _, _, ours) = make(
         "SEM-MacridVAE", visual_init=False, category_supervision=False
     )
-    _, (_, _, _, _, reference) = make("MacridVAE")
+    # The same keys make the same model: SEM-MacridVAE keeps Xavier's prototype length (1.0, as
+    # it was measured), MacridVAE's default is 0.1.
+    _, (_, _, _, _, reference) = make("MacridVAE", prototype_init_scale=1.0)
     assert type(ours) is SEMMacridVAE and type(reference) is MacridVAE
     ours_state, ref_state = ours.state_dict(), reference.state_dict()
     assert ours_state.keys() == ref_state.keys()
@@ -134,7 +136,7 @@ def test_ablation_with_both_switches_off_is_macridvae(make):
 
 
 def test_each_switch_changes_what_it_should(make):
-    _, (_, train_data, _, _, plain) = make("MacridVAE")
+    _, (_, train_data, _, _, plain) = make("MacridVAE", prototype_init_scale=1.0)  # SEM's default length
     _, (_, _, _, _, no_visual) = make("SEM-MacridVAE", visual_init=False)
     # Without visual init the initial weights are MacridVAE's; the loss gains the category term.
     assert all(torch.equal(a, b) for a, b in zip(no_visual.parameters(), plain.parameters()))
