@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from recbole.data.interaction import Interaction
 
 from recbole_disentangle.quick_start import load_data_and_model, run
+from recbole_disentangle.trainer import get_trainer
 
 FAST = {"show_progress": False, "state": "WARNING", "checkpoint_dir": "saved", "download": False}
 
@@ -20,7 +22,12 @@ class ModelContract:
     dataset: str = "ml-100k"
     settings: dict = {}
     epochs: int = 5
-    ndcg10_range: tuple[float, float] = (0.05, 0.6)  # RecBole protocol, test split, after `epochs`
+    # Test NDCG@10 (RecBole protocol, after `epochs`) must beat popularity, ranked by training-split
+    # counts and scored by the same evaluator on the same split, by at least this much. On ml-100k
+    # popularity reaches 0.14 (RecBole's Pop model 0.103: it counts an item at most once per training batch); the
+    # models beat it by 0.07-0.11 over seeds 2020, 1, 2 (values in each model's test file), so 0.05
+    # leaves 0.02 for seed and platform noise while a model that learns nothing fails.
+    ndcg10_margin_over_popularity: float = 0.05
 
     @pytest.fixture(scope="class")
     def trained(self, tmp_path_factory):
@@ -31,11 +38,44 @@ class ModelContract:
             loaded = load_data_and_model(result["model_file"])
         return result, loaded
 
-    def test_trains_to_a_sensible_ndcg(self, trained):
+    @pytest.fixture(scope="class")
+    def popularity_ndcg10(self, trained, tmp_path_factory):
+        """Test NDCG@10 of ranking by training-split popularity, on the model's own split and evaluator."""
+        _, (config, model, _, train_data, _, test_data) = trained
+        counts = torch.bincount(train_data.dataset.inter_feat[model.ITEM_ID], minlength=model.n_items).float()
+        counts = counts.to(config["device"])
+
+        def popularity(interaction):
+            return counts.repeat(len(interaction))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(tmp_path_factory.mktemp(f"{self.model_name}-pop"))
+            patch.setattr(model, "full_sort_predict", popularity)  # restored on leaving the context
+            trainer = get_trainer(config, model)
+            trainer.eval_collector.data_collect(train_data)
+            return dict(trainer.evaluate(test_data, load_best_model=False))["ndcg@10"]
+
+    def test_beats_popularity_on_the_same_split(self, trained, popularity_ndcg10):
         result, _ = trained
-        low, high = self.ndcg10_range
         assert result["epochs"] == self.epochs
-        assert low <= result["test_result"]["ndcg@10"] <= high
+        ndcg10 = result["test_result"]["ndcg@10"]
+        print(f"{self.model_name}: NDCG@10 {ndcg10:.4f}, popularity {popularity_ndcg10:.4f}")
+        assert ndcg10 >= popularity_ndcg10 + self.ndcg10_margin_over_popularity
+
+    def test_predict_equals_full_sort_predict_on_the_scored_pairs(self, trained):
+        _, (config, model, dataset, _, _, test_data) = trained
+        interaction = next(iter(test_data))[0][:8].to(config["device"])
+        users = interaction[model.USER_ID]
+        generator = torch.Generator().manual_seed(0)
+        items = torch.randint(1, dataset.item_num, (len(users), 5), generator=generator).to(users.device)
+        pairs = Interaction({model.USER_ID: users.repeat_interleave(5), model.ITEM_ID: items.view(-1)})
+        model.eval()
+        with torch.no_grad():
+            full = model.full_sort_predict(interaction).view(len(users), -1)
+            pair_scores = model.predict(pairs.to(config["device"]))
+        expected = full.gather(1, items).view(-1)
+        assert pair_scores.shape == expected.shape
+        assert torch.allclose(pair_scores, expected, rtol=1e-4, atol=1e-5)
 
     def test_full_sort_predict_scores_every_item(self, trained):
         _, (config, model, dataset, _, _, test_data) = trained
@@ -57,8 +97,6 @@ class ModelContract:
     def test_checkpoint_round_trip_reproduces_the_test_result(self, trained, tmp_path, monkeypatch):
         result, (config, model, _, train_data, _, test_data) = trained
         monkeypatch.chdir(tmp_path)
-        from recbole_disentangle.trainer import get_trainer
-
         trainer = get_trainer(config, model)
         trainer.eval_collector.data_collect(train_data)
         reloaded = trainer.evaluate(test_data, load_best_model=False)

@@ -10,6 +10,16 @@ from recbole_disentangle.data.synthetic import generate, write_atomic
 TINY = {"show_progress": False, "state": "WARNING", "epochs": 20, "kfac": 3, "embedding_size": 16, "seed": 1}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _run_in_tmp(tmp_path_factory):
+    """Analyses and load_data_and_model rebuild a run, and RecBole writes ./log when they do: run
+    every analysis test module in a folder of its own under tmp, not in the working directory.
+    (Autouse at module scope: it comes before the modules' own module-scoped fixtures.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("analysis-cwd"))
+        yield
+
+
 def _train(folder, settings):
     from recbole_disentangle.quick_start import run
 

@@ -24,7 +24,7 @@ class TestADDRLContract(ModelContract):
     """ml-100k, ID modality with the demo's attributes (no feature file is needed)."""
 
     model_name = "AD-DRL"
-    epochs = 3
+    epochs = 3  # test NDCG@10 0.2375 vs popularity 0.1421 (seeds 1, 2: 0.2308 vs 0.1409, 0.2336 vs 0.1453)
     settings = {"modalities": ["id"], "attributes": ML_100K_ATTRIBUTES, "kfac": 4, "embedding_size": 32,
                 "learning_rate": 0.01, "attribute_weight": 1.0, "train_batch_size": 8192}
 

@@ -11,7 +11,7 @@ from recbole_disentangle.quick_start import build, run
 
 class TestMacridVAEContract(ModelContract):
     model_name = "MacridVAE"
-    epochs = 5
+    epochs = 5  # test NDCG@10 0.2263 vs popularity 0.1421 (seeds 1, 2: 0.2134 vs 0.1409, 0.2205 vs 0.1453)
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,15 @@ def built(tmp_path_factory):
         config = Config("MacridVAE", "ml-100k", config_dict={**FAST, "kfac": 4, "embedding_size": 16})
         _, train_data, _, _, model = build(config)
     return config, train_data, model
+
+
+@pytest.fixture
+def anneal_step_restored(built):
+    """For tests that set the shared model's KL-annealing step: put it back afterwards."""
+    model = built[2]
+    saved = model.anneal_step.clone()
+    yield
+    model.anneal_step.copy_(saved)
 
 
 def first_batch(train_data):
@@ -47,13 +56,11 @@ def test_mu_has_unit_norm_per_concept(built):
 def test_mode_test_assignment_is_one_hot(built):
     _, _, model = built
     model.eval()
-    model.test_assignment = "mode"
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # `built` is shared by the module: restore it
+        patch.setattr(model, "test_assignment", "mode")
         c = model.log_concepts().exp()
         assert torch.equal(c.sum(1), torch.ones(model.n_items))
         assert set(c.unique().tolist()) == {0.0, 1.0}
-    finally:
-        model.test_assignment = "softmax"
 
 
 def test_evaluation_is_deterministic_and_training_is_not(built):
@@ -82,15 +89,14 @@ def test_sampled_softmax_loss_approaches_the_full_softmax_loss(built):
     model.eval()  # no dropout, noise or Gumbel sampling: the two losses see the same z
     batch = model.user_rows(first_batch(train_data)["user_id"])
     log_c = model.log_concepts()
-    with torch.no_grad():
+    with torch.no_grad(), pytest.MonkeyPatch.context() as patch:  # restores sampled_negatives
         z, _, _ = model.encode(batch, log_c)
         full = model.recon_loss(z, log_c, batch).item()
         gaps = []
         for samples in (50, 200_000):
-            model.sampled_negatives = samples
+            patch.setattr(model, "sampled_negatives", samples)
             torch.manual_seed(0)
             gaps.append(abs(model.recon_loss(z, log_c, batch).item() - full) / full)
-        model.sampled_negatives = 0
     assert gaps[1] < 0.002
     assert gaps[1] < gaps[0]
 
@@ -109,7 +115,7 @@ def test_decoder_is_a_normalised_mixture_over_concepts(built):
     assert torch.allclose(scores.exp(), brute, rtol=1e-4)
 
 
-def test_kl_weight_is_annealed_to_beta(built):
+def test_kl_weight_is_annealed_to_beta(built, anneal_step_restored):
     config, _, model = built
     steps_per_epoch = model.total_anneal_steps // config["anneal_epochs"]
     model.anneal_step.fill_(0)
@@ -187,7 +193,7 @@ def test_an_extreme_variance_output_keeps_z_and_the_kl_finite(built, monkeypatch
         model.eval()
 
 
-def test_a_step_reads_the_kl_weight_as_current_beta_gives_it(built):
+def test_a_step_reads_the_kl_weight_as_current_beta_gives_it(built, anneal_step_restored):
     """beta_tensor (used inside a step, no host sync) is current_beta in float32 at every step."""
     config, _, model = built
     for step in (0, 1, 3, model.total_anneal_steps // 2, model.total_anneal_steps, 10 * model.total_anneal_steps):

@@ -54,7 +54,9 @@ def make(tmp_path_factory):
 
 class TestSEMMacridVAEContract(ModelContract):
     model_name = "SEM-MacridVAE"
-    epochs = 5
+    # Category supervision and the Xavier-sized prototypes slow it: after 5 epochs test NDCG@10 is
+    # 0.1222, under popularity's 0.1421; after 10, 0.1835; after 15, 0.2207 (seed 1: 0.2133).
+    epochs = 15
 
     @pytest.fixture(scope="class", autouse=True)
     def _features(self, request, make):

@@ -24,8 +24,7 @@ class TestVBPRContract(ModelContract):
 
     model_name = "VBPR"
     dataset = "planted-multimodal"
-    epochs = 3
-    ndcg10_range = (0.03, 0.9)
+    epochs = 3  # test NDCG@10 0.2416 vs popularity 0.1325 (seeds 1, 2: 0.2216 vs 0.1292, 0.2294 vs 0.1150)
 
     @pytest.fixture(scope="class", autouse=True)
     def _data(self, tmp_path_factory):
