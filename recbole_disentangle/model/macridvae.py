@@ -76,8 +76,9 @@ class MacridVAE(GeneralRecommender, ModelHooks):
     ``sampling_distribution`` (``uniform`` or ``popularity``) for the sampled softmax,
     ``adaptive_k`` and ``merge_threshold`` (start with K = ``kfac`` concepts and merge two after an
     epoch when their item distributions are alike, SEM-MacridVAE paper Sec. 4.1.4; see
-    :meth:`merge_concepts`) and ``prototype_recentring`` (how far m_k moves toward the mean
-    direction of its items before each training step; see :meth:`recentre_prototypes`).
+    :meth:`merge_concepts`), ``prototype_recentring`` (how far m_k moves toward the mean
+    direction of its items before each training step; see :meth:`recentre_prototypes`) and
+    ``prototype_init_scale`` (m_k's initial length as a multiple of Xavier's; cosine only).
     """
 
     input_type = InputType.POINTWISE
