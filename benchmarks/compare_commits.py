@@ -25,6 +25,10 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # this checkout's package, for its command-line reading
+
+from recbole_disentangle.config import parse_cmd_args  # noqa: E402
+from recbole_disentangle.errors import ConfigError  # noqa: E402
 
 # Runs inside each worktree's own code (PYTHONPATH), so it must use only what both commits have.
 CHILD = r"""
@@ -58,18 +62,15 @@ print("RESULT " + json.dumps({"train_epoch": min(epoch_seconds), "fit_per_epoch"
 
 
 def parse_settings(extra: list[str]) -> dict:
-    settings = {}
-    for arg in extra:
-        if not arg.startswith("--") or "=" not in arg:
-            raise SystemExit(f"compare_commits.py: settings after -- look like --key=value, not {arg!r}")
-        key, value = arg[2:].split("=", 1)
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass
+    """``--key=value`` settings read as ``run_recbole_dis.py`` reads them (values as YAML), with
+    relative ``*path`` values made absolute: the runs start inside their worktrees."""
+    try:
+        settings = parse_cmd_args(extra)
+    except ConfigError as err:
+        raise SystemExit(f"compare_commits.py: {err}") from None
+    for key, value in settings.items():
         if key.endswith("path") and isinstance(value, str) and not os.path.isabs(value):
-            value = os.path.abspath(value)
-        settings[key] = value
+            settings[key] = os.path.abspath(value)
     return settings
 
 
