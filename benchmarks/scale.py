@@ -122,9 +122,11 @@ def run_model(job: dict) -> dict:
         ]
         config = Config(job["model"], job["dataset"], None, None, settings)
         stage = "preparation"
-        started = now()
+        started, cpu_started = now(), time.process_time()
         dataset, train_data, valid_data, _, model = build(config)
         result["prep_s"] = now() - started
+        # CPU seconds of this process: on a shared machine, less at the mercy of the others' load.
+        result["prep_cpu_s"] = time.process_time() - cpu_started
         result["prep_rss_mb"] = peak_rss_mb()  # the peak so far: preparation's, imports included
         result.update(users=int(dataset.user_num) - 1, items=int(dataset.item_num) - 1, interactions=len(dataset.inter_feat))
         trainer = get_trainer(config, model)
@@ -213,6 +215,8 @@ def table(rows: list[dict], reps: int) -> list[str]:
         if cut or cut_eval:
             done = min(e["batches"] for r in ok for e in r["epochs"])
             notes.append(f"extrapolated (*) from the batches run within the budget (epochs: >= {done} of {ok[0]['epochs'][0]['of']})")
+        if all("prep_cpu_s" in r for r in ok):
+            notes.append(f"preparation CPU s {cell([r['prep_cpu_s'] for r in ok], 1)}")
         if all("prep_rss_mb" in r for r in ok):
             notes.append(f"peak RSS after preparation {max(r['prep_rss_mb'] for r in ok):.0f} MB")
         device_peak = max(r.get("device_peak_mb", 0) for r in ok)

@@ -93,8 +93,10 @@ def history_arrays(row_ids: np.ndarray, col_ids: np.ndarray, values: np.ndarray,
     position = position_in_group(lengths)
     keep = position < col_num
     rows, position = row_ids[order][keep], position[keep]
+    # np.zeros leaves untouched pages unmapped: RecBole's dense matrices (users x the longest
+    # history) cost memory only for the rows' filled part. float32 as RecBole's FloatTensor ends.
     history_matrix = np.zeros((row_num, col_num), dtype=np.int64)
-    history_value = np.zeros((row_num, col_num))
+    history_value = np.zeros((row_num, col_num), dtype=np.float32)
     history_matrix[rows, position] = col_ids[order][keep]
     history_value[rows, position] = values[order][keep]
     return history_matrix, history_value, np.minimum(lengths, col_num)
@@ -204,4 +206,4 @@ class ScalableDataset(Dataset):
                 f"{col_num / max_col_num * 100}% of the total."
             )
         history_matrix, history_value, history_len = history_arrays(row_ids, col_ids, values, row_num, col_num)
-        return torch.LongTensor(history_matrix), torch.FloatTensor(history_value), torch.LongTensor(history_len)
+        return torch.from_numpy(history_matrix), torch.from_numpy(history_value), torch.from_numpy(history_len.astype(np.int64))
