@@ -232,7 +232,7 @@ def table(rows: list[dict], reps: int) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=list(scale_data.SHAPES), default=list(scale_data.SHAPES))
     parser.add_argument("--scale", type=float, default=1.0, help="users, items and interactions times this, in (0, 1]")
@@ -253,7 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="scale")
     parser.add_argument("--json", default=None, help="also write every run's figures here")
     parser.add_argument("--render", default=None, help="write the section from a --json file of an earlier run (no runs)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.render:
         from benchmark import write_section
 
