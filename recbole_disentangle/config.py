@@ -335,10 +335,11 @@ def plain_config(config: Config) -> dict:
 
 
 def model_yaml_files(model: str) -> list[Path]:
-    """``properties/model/<Model>.yaml`` of ``model``, after those of the plugin models its class
+    """``properties/model/<Model>.yaml`` of ``model`` (or the file given to
+    :func:`~recbole_disentangle.registry.register_model`), after those of the plugin models its class
     derives from (:func:`recbole_disentangle.registry.plugin_lineage`): later files win."""
     names = registry.plugin_lineage(model) or [model]
-    return [properties_dir() / "model" / f"{name}.yaml" for name in names]
+    return [registry.registered_yaml_file(name) or properties_dir() / "model" / f"{name}.yaml" for name in names]
 
 
 def model_defaults(model: str) -> dict:
