@@ -26,8 +26,10 @@ the k-th configured item attribute (price, popularity, brand, category, ...), th
   (``intra_weight``, ``inter_weight``, ``attribute_weight``, ``reg_weight``); a weight of 0 is
   the corresponding ablation.
 
-Explanations and control: :meth:`ADDRL.explain` gives each factor's share of a user's score of
-an item; :meth:`ADDRL.rerank` re-ranks after the user scales factors up or down.
+Explanations and control live in :mod:`recbole_disentangle.analysis.control` (the model only
+scores): ``explain_factors`` gives each factor's share of a user's score of an item,
+``modality_weights`` the modalities' part in each fused factor, ``rerank_by_factors`` re-ranks
+after the user scales factors up or down (``factor_names`` names the factors).
 """
 
 from __future__ import annotations
@@ -275,44 +277,6 @@ class ADDRL(GeneralRecommender, ModelHooks):
 
     def full_sort_predict(self, interaction):
         return self.all_factor_scores(interaction[self.USER_ID]).sum(-1).view(-1)
-
-    # ---- explanations and control --------------------------------------------------------
-    @torch.no_grad()
-    def explain(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Each factor's share of s_ui, (B, n, K), rows summing to 1; ``items`` (n,) for every user.
-
-        ``self.factor_names[k]`` names factor k (its attribute, or ``free<k>``): a share of 0.6
-        on ``brand`` says the item was recommended mainly for its brand.
-        """
-        terms = self.all_factor_scores(users, items)
-        return terms / terms.sum(-1, keepdim=True)
-
-    @torch.no_grad()
-    def modality_weights(self, items: torch.Tensor) -> torch.Tensor:
-        """alpha (n, K, M): how much each modality (``self.modalities``) makes each fused factor."""
-        return self.fuse(self.modality_chunks(items))[1]
-
-    @torch.no_grad()
-    def rerank(self, users: torch.Tensor, factor_weights, k: int = 10, exclude_history: bool = True):
-        """Top-k (scores, items) under s_ui = sum_k w_k softplus(<u_k, f_ik>).
-
-        ``factor_weights``: (K,) for all users, (B, K) per user, or a dict {factor name: weight}
-        (unnamed factors keep 1). Training items and the padding item are never recommended
-        when ``exclude_history``.
-        """
-        if isinstance(factor_weights, dict):
-            unknown = set(factor_weights) - set(self.factor_names)
-            if unknown:
-                raise ValueError(f"unknown factor(s) {sorted(unknown)}; factors: {self.factor_names}")
-            factor_weights = [float(factor_weights.get(name, 1.0)) for name in self.factor_names]
-        weights = torch.as_tensor(factor_weights, dtype=torch.float32, device=users.device)
-        scores = (self.all_factor_scores(users) * weights.view(-1, 1, self.kfac)).sum(-1)  # (B, n_items)
-        scores[:, 0] = -torch.inf
-        if exclude_history:
-            block = self.history[users.cpu().numpy()]
-            rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-            scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(block.indices).long().to(scores.device)] = -torch.inf
-        return torch.topk(scores, k, dim=1)
 
     def report(self) -> dict:
         """What ``quick_start.run`` records after training: the attribute accuracy of the fused chunks."""
