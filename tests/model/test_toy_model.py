@@ -3,8 +3,8 @@
 The seam a new contributor uses (docs/architecture.md, "Where a new model goes"): a RecBole model
 class that also subclasses :class:`~recbole_disentangle.model.base.ModelHooks`, registered with
 :func:`~recbole_disentangle.registry.register_model` together with its YAML of defaults. The toy
-here is a linear auto-encoder over user rows (``train_by_user``, ``fold_in_predict``), with a
-``check_config``, an ``on_epoch_end`` and a ``report``. It must train and be evaluated under both
+here is a linear auto-encoder over user rows (``train_by_user``, ``fold_in_predict``), with its
+``hyperparameters`` declared (``check_config`` comes from them), an ``on_epoch_end`` and a ``report``. It must train and be evaluated under both
 protocols, and learn something: its test NDCG must beat the same model untrained.
 """
 
@@ -21,6 +21,7 @@ from recbole_disentangle import registry
 from recbole_disentangle.config import Config
 from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.model.base import ModelHooks
+from recbole_disentangle.model.hyperparameters import Hyperparameter, integer, yaml_mismatches
 from recbole_disentangle.quick_start import build, load_data_and_model, run
 from recbole_disentangle.trainer import get_trainer
 
@@ -35,6 +36,9 @@ class ToyLinearAE(GeneralRecommender, ModelHooks):
 
     input_type = InputType.POINTWISE
     train_by_user = True
+    # checked by ModelHooks.check_config, listed in the docstring, and held to the YAML's comment
+    hyperparameters = (Hyperparameter("toy_size", "int", "Width of the linear bottleneck, >= 1.",
+                                      integer(1), "it must be an integer >= 1"),)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -45,12 +49,6 @@ class ToyLinearAE(GeneralRecommender, ModelHooks):
         self.decoder = torch.nn.Linear(config["toy_size"], self.n_items)
         self.epochs_ended = 0
         self.fold_in_batches = 0
-
-    @staticmethod
-    def check_config(config) -> None:
-        size = config["toy_size"]
-        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
-            raise ConfigError(f"toy_size = {size!r}: it must be an integer >= 1.")
 
     def on_epoch_end(self) -> None:
         self.epochs_ended += 1
@@ -118,9 +116,11 @@ def test_a_toy_model_registers_trains_and_evaluates(protocol, tmp_path, monkeypa
 
 
 def test_its_check_config_is_called_and_its_yaml_read():
-    with pytest.raises(ConfigError, match=r"toy_size = 0: it must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"^ToyLinearAE: 'toy_size' = 0 is invalid: it must be an integer >= 1\.$"):
         Config(NAME, "ml-100k", config_dict={**FAST, "toy_size": 0})
     assert Config(NAME, "ml-100k", config_dict=FAST)["toy_size"] == 32
+    assert yaml_mismatches(ToyLinearAE.hyperparameters, [registry.registered_yaml_file(NAME)]) == []
+    assert "``toy_size`` (int): Width of the linear bottleneck" in ToyLinearAE.__doc__
 
 
 def test_built_in_names_cannot_be_taken():
