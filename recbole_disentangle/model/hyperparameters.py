@@ -34,15 +34,19 @@ class Hyperparameter:
 
     ``kind``: its type as the YAML comment writes it (``int``, ``float``, ``str``, ``bool``,
     ``list of int``, ...). ``doc``: what it means, the start of its YAML comment after the kind.
-    ``valid``: a test of the value alone (None: checked elsewhere), ``rule``: what the error
-    message says after "is invalid: " when the test fails.
+    ``valid``: a test of the value (None: checked elsewhere, by the model's ``check_config``),
+    ``rule``: what the error message says after "is invalid: " when the test fails.
+    ``depends_on``: other keys whose values the test also reads, passed after the value
+    (``valid(value, *others)``) and filled into ``rule``'s ``{key}`` fields; their own rules
+    should come first in the declaration.
     """
 
     name: str
     kind: str
     doc: str
-    valid: Callable[[object], bool] | None = None
+    valid: Callable[..., bool] | None = None
     rule: str = ""
+    depends_on: tuple[str, ...] = ()
 
 
 # ---- tests of a value -------------------------------------------------------------------------
@@ -91,9 +95,12 @@ def int_list(at_least: int) -> Callable[[object], bool]:
 def check_hyperparameters(config, hyperparameters: Iterable[Hyperparameter]) -> None:
     """Each declared value against its rule, in declaration order: a ConfigError for the first that fails."""
     for parameter in hyperparameters:
-        if parameter.valid is not None and not parameter.valid(config[parameter.name]):
-            raise ConfigError(f"{config['model']}: '{parameter.name}' = {config[parameter.name]!r} is invalid: "
-                              f"{parameter.rule}.")
+        if parameter.valid is None:
+            continue
+        others = [config[key] for key in parameter.depends_on]
+        if not parameter.valid(config[parameter.name], *others):
+            rule = parameter.rule.format(**dict(zip(parameter.depends_on, others))) if others else parameter.rule
+            raise ConfigError(f"{config['model']}: '{parameter.name}' = {config[parameter.name]!r} is invalid: {rule}.")
 
 
 def docstring_section(hyperparameters: Iterable[Hyperparameter], width: int = 96) -> str:
