@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from recbole_disentangle import compat
 from recbole_disentangle.errors import ConfigError
 
 # Public model name -> "module:Class" (or the class itself, for a model given to
@@ -127,8 +128,6 @@ def get_model(name: str) -> type:
     base = recbole_base_name(name)
     if base in recbole_model_names():
         from recbole.utils import get_model as recbole_get_model
-
-        from recbole_disentangle import compat
 
         compat.apply()  # RecBole's graph models call a SciPy method removed since RecBole 1.2.1
         return recbole_get_model(base)
