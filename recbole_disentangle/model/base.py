@@ -17,10 +17,13 @@ The analysis (``recbole_disentangle.analysis``) needs more: the parts of :class:
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol
 
 import scipy.sparse as sp
 import torch
+
+from recbole_disentangle.model.hyperparameters import Hyperparameter, check_hyperparameters, docstring_section
 
 
 class ModelHooks:
@@ -39,17 +42,32 @@ class ModelHooks:
     embedding; the paper protocol passes held-out users' fold-in rows to it
     (``evaluation.protocols.held_out_scores``). None = the protocol scores by user id with
     ``full_sort_predict`` (the model was built on a data set that holds the fold-in rows).
+
+    ``hyperparameters``: the model's own settings, a tuple of
+    :class:`~recbole_disentangle.model.hyperparameters.Hyperparameter` (name, kind, meaning, rule),
+    declared once: ``check_config`` checks them, the class docstring gets a section listing them,
+    and a test holds the model's YAML to the same names and meanings.
     """
 
     train_by_user: bool = False
     dataset_class: type | None = None
     fold_in_predict = None
+    hyperparameters: tuple[Hyperparameter, ...] = ()
 
-    @staticmethod
-    def check_config(config) -> None:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "hyperparameters" in cls.__dict__ and cls.hyperparameters:
+            intro = inspect.cleandoc(cls.__doc__) if cls.__doc__ else cls.__name__
+            cls.__doc__ = f"{intro}\n\n{docstring_section(cls.hyperparameters)}\n"
+
+    @classmethod
+    def check_config(cls, config) -> None:
         """Reject unusable hyper-parameters before any data is read: raise
         :class:`~recbole_disentangle.errors.ConfigError` naming the key, its value and the rule.
-        Called by :class:`~recbole_disentangle.config.Config` once the settings are final."""
+        Called by :class:`~recbole_disentangle.config.Config` once the settings are final. The
+        default checks each of ``hyperparameters`` against its rule; a model with rules that
+        relate two keys overrides it, calling ``super().check_config(config)`` first."""
+        check_hyperparameters(config, cls.hyperparameters)
 
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch, inside its timing (MacridVAE's
@@ -88,4 +106,4 @@ class ConceptModel(Protocol):
 
 CONCEPT_MODEL_PARTS = ("item_embedding", "prototypes", "tau", "similarity", "log_concepts", "encode", "user_rows")
 
-__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "ModelHooks"]
+__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "Hyperparameter", "ModelHooks"]

@@ -28,8 +28,8 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.model.base import ModelHooks
+from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, int_list, integer, number, one_of
 from recbole_disentangle.model.layers import (
     EPS,
     SIMILARITIES,
@@ -61,25 +61,67 @@ def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
 
 LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
 
+# MacridVAE's hyper-parameters, declared once (model/hyperparameters.py): check_config checks them
+# in this order, the class docstring lists them, and tests/model/test_hyperparameters.py holds
+# properties/model/MacridVAE.yaml (defaults, comments) to them.
+HYPERPARAMETERS = (
+    Hyperparameter("kfac", "int", "K, the number of macro concepts (prototypes m_k).",
+                   integer(1), "the number of concepts K must be an integer >= 1"),
+    Hyperparameter("embedding_size", "int", "d, the size of each concept's component z_u^(k) and of h_i, t_i, m_k.",
+                   integer(1), "d must be an integer >= 1"),
+    Hyperparameter("tau", "float", "Temperature of the cosine similarities, Eq. 6 and the decoder.",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("std", "float", "sigma0, the prior N(0, sigma0^2 I) and the scale of sigma_u.",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("gumbel_temperature", "float", "Temperature of the Gumbel-softmax sample of c_i (authors: 1).",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("beta", "float", "Weight of the KL term (micro disentanglement, Eq. 5).",
+                   number(at_least=0, bools=True, nan=True), "it must be a number >= 0"),
+    Hyperparameter("reg_weight", "float", "L2 weight on h, m, t and f_nn's weights (sum of squares).",
+                   number(at_least=0, bools=True, nan=True), "it must be a number >= 0"),
+    Hyperparameter("dropout_prob", "float", "Dropout before every encoder layer but the last, in [0, 1).",
+                   number(at_least=0, below=1, bools=True), "the dropout rate must lie in [0, 1)"),
+    Hyperparameter("anneal_epochs", "int", "KL weight beta_t = min(beta, t / T), T = anneal_epochs epochs of steps; "
+                   "0 = beta from the start.", integer(0), "it must be an integer >= 0 (0 = no annealing)"),
+    Hyperparameter("encoder_hidden_size", "list of int", "Hidden layers of f_nn: d -> hidden... -> 2d (0 to 3 layers "
+                   "in the paper's search).", int_list(1),
+                   "it must be a list of positive layer widths, e.g. [] or [600]"),
+    Hyperparameter("test_assignment", "str", "c_i at test time: softmax (softmax(s_i), the authors' released code, "
+                   "which produced Table 1) or mode (one-hot, the paper's text).",
+                   one_of(TEST_ASSIGNMENTS), f"choose one of {', '.join(TEST_ASSIGNMENTS)}"),
+    Hyperparameter("similarity", "str", "cosine (the paper) or inner (its mode-collapse ablation).",
+                   one_of(SIMILARITIES), f"choose one of {', '.join(SIMILARITIES)}"),
+    Hyperparameter("sampled_negatives", "int", "0 = full softmax over the catalog; S > 0 = sampled softmax with S "
+                   "shared samples.", integer(0), "it must be an integer >= 0 (0 = full softmax)"),
+    Hyperparameter("sampling_distribution", "str", "q_j of the sampled softmax: uniform or popularity (log-Q "
+                   "corrected either way).", one_of(SAMPLING_DISTRIBUTIONS),
+                   f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}"),
+    Hyperparameter("adaptive_k", "bool", "SEM-MacridVAE paper Sec. 4.1.4: start with K = kfac and, after each epoch, "
+                   "merge the two concepts whose p(i|k) are closest when their JS divergence < merge_threshold.",
+                   boolean, "it must be True or False"),
+    Hyperparameter("prototype_recentring", "float", "Before each training step m_k moves this fraction of the way to "
+                   "the interaction-weighted mean direction of its items (the M-step of Eq. 6 read as a von "
+                   "Mises-Fisher mixture, MacridVAE.recentre_prototypes); cosine only (inner: no effect); 0 = "
+                   "gradient only, as the paper.", number(at_least=0, at_most=1),
+                   "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)"),
+    Hyperparameter("prototype_init_scale", "float", "m_k starts at this multiple of its Xavier initialisation (cosine "
+                   "only; 1 = the authors' code).", number(above=0),
+                   "it multiplies m_k's Xavier initialisation: a number > 0"),
+    Hyperparameter("merge_threshold", "float", "JS divergence (nats, in [0, ln 2]) under which adaptive K merges two "
+                   "concepts.", number(at_least=0, at_most=math.log(2)),
+                   "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]"),
+)
+
 
 class MacridVAE(GeneralRecommender, ModelHooks):
-    r"""MacridVAE with the paper's equations.
+    r"""MacridVAE with the paper's equations (the module's docstring sums them up).
 
-    Hyper-parameters (``properties/model/MacridVAE.yaml`` documents each with its default):
-
-    ``embedding_size`` (d), ``kfac`` (K concepts), ``test_assignment`` (``softmax``: c_i =
-    softmax(s_i) at test time as the authors' code does, or ``mode``: one-hot as the paper's text says), ``tau`` (temperature of the cosine
-    similarities), ``std`` (sigma0, the prior's standard deviation), ``beta`` (weight of the KL
-    term, reached by annealing over ``anneal_epochs``), ``dropout_prob``, ``encoder_hidden_size``
-    (hidden layers of f_nn), ``reg_weight`` (L2 on the weights), ``similarity`` (``cosine`` or
-    the ablation ``inner``), ``gumbel_temperature``, ``sampled_negatives`` (0 = full softmax) and
-    ``sampling_distribution`` (``uniform`` or ``popularity``) for the sampled softmax,
-    ``adaptive_k`` and ``merge_threshold`` (start with K = ``kfac`` concepts and merge two after an
-    epoch when their item distributions are alike, SEM-MacridVAE paper Sec. 4.1.4; see
-    :meth:`merge_concepts`), ``prototype_recentring`` (how far m_k moves toward the mean
-    direction of its items before each training step; see :meth:`recentre_prototypes`) and
-    ``prototype_init_scale`` (m_k's initial length as a multiple of Xavier's; cosine only).
+    Its hyper-parameters are declared once, in :data:`HYPERPARAMETERS` (listed below, from it);
+    :meth:`merge_concepts` is what ``adaptive_k`` does, :meth:`recentre_prototypes` what
+    ``prototype_recentring`` does.
     """
+
+    hyperparameters = HYPERPARAMETERS
 
     input_type = InputType.POINTWISE
     # quick_start feeds models with this flag batches of distinct user ids (one per user per epoch).
@@ -136,53 +178,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.reset_parameters()
 
     # ---- configuration ------------------------------------------------------------------
-    @staticmethod
-    def check_config(config) -> None:
-        """Reject unusable hyper-parameters before any data is read."""
-        model = config["model"]
-
-        def fail(key, rule):
-            raise ConfigError(f"{model}: '{key}' = {config[key]!r} is invalid: {rule}.")
-
-        def is_int(value):
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        if not is_int(config["kfac"]) or config["kfac"] < 1:
-            fail("kfac", "the number of concepts K must be an integer >= 1")
-        if not is_int(config["embedding_size"]) or config["embedding_size"] < 1:
-            fail("embedding_size", "d must be an integer >= 1")
-        for key in ("tau", "std", "gumbel_temperature"):
-            if not isinstance(config[key], (int, float)) or config[key] <= 0:
-                fail(key, "it must be a number > 0")
-        for key in ("beta", "reg_weight"):
-            if not isinstance(config[key], (int, float)) or config[key] < 0:
-                fail(key, "it must be a number >= 0")
-        if not isinstance(config["dropout_prob"], (int, float)) or not 0 <= config["dropout_prob"] < 1:
-            fail("dropout_prob", "the dropout rate must lie in [0, 1)")
-        if not is_int(config["anneal_epochs"]) or config["anneal_epochs"] < 0:
-            fail("anneal_epochs", "it must be an integer >= 0 (0 = no annealing)")
-        hidden = config["encoder_hidden_size"] or []
-        if not isinstance(hidden, list) or not all(is_int(h) and h >= 1 for h in hidden):
-            fail("encoder_hidden_size", "it must be a list of positive layer widths, e.g. [] or [600]")
-        if config["test_assignment"] not in TEST_ASSIGNMENTS:
-            fail("test_assignment", f"choose one of {', '.join(TEST_ASSIGNMENTS)}")
-        if config["similarity"] not in SIMILARITIES:
-            fail("similarity", f"choose one of {', '.join(SIMILARITIES)}")
-        if not is_int(config["sampled_negatives"]) or config["sampled_negatives"] < 0:
-            fail("sampled_negatives", "it must be an integer >= 0 (0 = full softmax)")
-        if config["sampling_distribution"] not in SAMPLING_DISTRIBUTIONS:
-            fail("sampling_distribution", f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}")
-        if not isinstance(config["adaptive_k"], bool):
-            fail("adaptive_k", "it must be True or False")
-        rate = config["prototype_recentring"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            fail("prototype_recentring", "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)")
-        scale = config["prototype_init_scale"]
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            fail("prototype_init_scale", "it multiplies m_k's Xavier initialisation: a number > 0")
-        threshold = config["merge_threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= math.log(2):
-            fail("merge_threshold", "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]")
+    # check_config: ModelHooks.check_config, which checks each of HYPERPARAMETERS against its rule.
 
     def reset_parameters(self) -> None:
         # Xavier-uniform weights and N(0, 0.001) biases, as in the authors' code.
