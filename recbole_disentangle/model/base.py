@@ -51,6 +51,13 @@ class ModelHooks:
         :class:`~recbole_disentangle.errors.ConfigError` naming the key, its value and the rule.
         Called by :class:`~recbole_disentangle.config.Config` once the settings are final."""
 
+    def row_sparse_parameters(self) -> list:
+        """The (N x d) tables whose gradients the model makes sparse (``F.embedding(...,
+        sparse=True)``); the trainer updates them with a row-wise Adam that touches only the rows
+        of each step's gradient (``optim.RowSparseAdam``) and the rest with RecBole's optimizer.
+        Empty (the default): RecBole's optimizer for every parameter."""
+        return []
+
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch, inside its timing (MacridVAE's
         adaptive K merges concepts here)."""

@@ -41,7 +41,7 @@ from recbole_disentangle.model.layers import (
     log_concept_assignment,
     similarity_matrix,
 )
-from recbole_disentangle.model.sampled_step import sampled_step_loss
+from recbole_disentangle.model.sampled_step import check_sampled_settings, sampled_step_loss
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -178,14 +178,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         if config["sampling_distribution"] not in SAMPLING_DISTRIBUTIONS:
             fail("sampling_distribution", f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}")
         if config["sampled_negatives"] > 0:
-            # Sampled softmax trains h and t with row-sparse gradients and a lazy Adam on them
-            # (optim.RowSparseAdam, built by the trainer): an Adam-like learner only, and clip_grad_norm_ cannot
-            # read sparse gradients.
-            if str(config["learner"]).lower() != "adam":
-                fail("learner", "with sampled_negatives > 0 the item tables are trained by a row-wise Adam; use 'adam'")
-            if config["clip_grad_norm"]:
-                fail("clip_grad_norm", "with sampled_negatives > 0 h and t get sparse gradients, which torch's "
-                     "clip_grad_norm_ cannot read; leave it unset (~)")
+            check_sampled_settings(config, fail)
         if not isinstance(config["adaptive_k"], bool):
             fail("adaptive_k", "it must be True or False")
         rate = config["prototype_recentring"]
@@ -298,7 +291,8 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         logits = similarity_matrix(z, h, self.similarity) / self.tau  # (B, K, items)
         return torch.logsumexp(logits + log_c.t().unsqueeze(0), dim=1)
 
-    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows, table: torch.Tensor | None = None) -> torch.Tensor:
+    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
         """The same score for the stored (u, i) pairs only, (nnz,); ``table`` as in :meth:`scores`."""
         # Normalising is row-wise, so normalising before the gather gives the same values: for z
         # (and a gathered table) once per row, not once per (u, i) pair.

@@ -31,6 +31,17 @@ import torch.nn.functional as F
 from recbole_disentangle.model.layers import SparseRows, log_concept_assignment
 
 
+def check_sampled_settings(config, fail) -> None:
+    """What the row-wise updates cannot honour, refused with ``fail(key, rule)`` (MacridVAE.check_config)."""
+    # h and t are trained by a row-wise Adam (optim.RowSparseAdam): an Adam learner only; and
+    # torch's clip_grad_norm_ cannot read sparse gradients.
+    if str(config["learner"]).lower() != "adam":
+        fail("learner", "with sampled_negatives > 0 the item tables are trained by a row-wise Adam; use 'adam'")
+    if config["clip_grad_norm"]:
+        fail("clip_grad_norm", "with sampled_negatives > 0 h and t get sparse gradients, which torch's "
+             "clip_grad_norm_ cannot read; leave it unset (~)")
+
+
 def sampled_step_loss(model, batch: SparseRows) -> torch.Tensor:
     """ELBO loss of ``model`` (a MacridVAE with ``sampled_negatives`` > 0) for ``batch``, reading
     and differentiating only the rows of h and t the batch and the samples need."""
