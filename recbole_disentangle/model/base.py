@@ -69,6 +69,13 @@ class ModelHooks:
         relate two keys overrides it, calling ``super().check_config(config)`` first."""
         check_hyperparameters(config, cls.hyperparameters)
 
+    def row_sparse_parameters(self) -> list:
+        """The (N x d) tables whose gradients the model makes sparse (``F.embedding(...,
+        sparse=True)``); the trainer updates them with a row-wise Adam that touches only the rows
+        of each step's gradient (``optim.RowSparseAdam``) and the rest with RecBole's optimizer.
+        Empty (the default): RecBole's optimizer for every parameter."""
+        return []
+
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch, inside its timing (MacridVAE's
         adaptive K merges concepts here)."""

@@ -41,6 +41,7 @@ from recbole_disentangle.model.layers import (
     log_concept_assignment,
     similarity_matrix,
 )
+from recbole_disentangle.model.sampled_step import check_sampled_settings, sampled_step_loss
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -175,10 +176,19 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             self.n_items, self.embedding_size, list(config["encoder_hidden_size"] or []), self.dropout_prob
         )
         self.register_buffer("sampling_probs", self._sampling_probs(config["sampling_distribution"]), persistent=False)
+        # Its cumulative sum (float64, ends at exactly 1): a step draws its samples by binary
+        # search, O(S log N), where torch.multinomial rebuilds the N-item distribution every call.
+        cdf = self.sampling_probs.double().cumsum(0)
+        self.register_buffer("sampling_cdf", cdf / cdf[-1], persistent=False)
         self.reset_parameters()
 
     # ---- configuration ------------------------------------------------------------------
-    # check_config: ModelHooks.check_config, which checks each of HYPERPARAMETERS against its rule.
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Each of HYPERPARAMETERS against its rule (ModelHooks.check_config), then what the sampled
+        softmax's row-wise updates cannot honour."""
+        super().check_config(config)
+        check_sampled_settings(config)
 
     def reset_parameters(self) -> None:
         # Xavier-uniform weights and N(0, 0.001) biases, as in the authors' code.
@@ -235,13 +245,15 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         return torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
 
     # ---- model --------------------------------------------------------------------------
-    def concept_logits(self) -> torch.Tensor:
-        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6.
+    def concept_logits(self, h: torch.Tensor | None = None) -> torch.Tensor:
+        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6; for
+        the rows ``h`` of the item table only when given (the sampled-softmax step).
 
         Concepts merged away by adaptive K get -inf: p(c_i = k) = 0, so they take no part in the
         encoder or decoder and receive no gradient.
         """
-        logits = similarity_matrix(self.item_embedding, self.prototypes, self.similarity) / self.tau
+        h = self.item_embedding if h is None else h
+        logits = similarity_matrix(h, self.prototypes, self.similarity) / self.tau
         if self.adaptive_k:
             logits = logits.masked_fill(~self.concept_active, float("-inf"))
         return logits
@@ -250,9 +262,10 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         """ln c_i for every item, (n_items, K): Eq. 6, sampled in training, the mode (or softmax) at test."""
         return log_concept_assignment(self.concept_logits(), self.training, self.gumbel_temperature, self.test_assignment)
 
-    def encode(self, batch: SparseRows, log_c: torch.Tensor):
-        """z_u (B, K, d), mu, ln(sigma^2/sigma0^2): Algorithm 1 lines 17-26."""
-        a, b = self.encoder(batch, log_c)
+    def encode(self, batch: SparseRows, log_c: torch.Tensor, context: torch.Tensor | None = None):
+        """z_u (B, K, d), mu, ln(sigma^2/sigma0^2): Algorithm 1 lines 17-26. ``context``: gathered
+        rows of t that ``batch.cols`` index (see ConceptEncoder.forward)."""
+        a, b = self.encoder(batch, log_c, context)
         # mu = a / ||a|| keeps z on the sphere the cosine decoder reads; the inner-product
         # ablation has no sphere to stay on, so it keeps a as it is.
         mu = F.normalize(a, dim=-1, eps=EPS) if self.similarity == "cosine" else a
@@ -267,20 +280,26 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             z = mu
         return z, mu, log_var_ratio
 
-    def scores(self, z: torch.Tensor, log_c: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """ln sum_k c_ik exp(sim(z^(k), h_i)/tau), the unnormalised ln p_ui of the decoder, (B, items)."""
-        h = self.item_embedding if items is None else self.item_embedding[items]
+    def scores(self, z: torch.Tensor, log_c: torch.Tensor, items: torch.Tensor | None = None,
+               table: torch.Tensor | None = None) -> torch.Tensor:
+        """ln sum_k c_ik exp(sim(z^(k), h_i)/tau), the unnormalised ln p_ui of the decoder, (B, items).
+        ``table``: rows of h that ``items`` and ``log_c`` index, in place of the whole of h."""
+        h = self.item_embedding if table is None else table
+        h = h if items is None else h[items]
         log_c = log_c if items is None else log_c[items]
         logits = similarity_matrix(z, h, self.similarity) / self.tau  # (B, K, items)
         return torch.logsumexp(logits + log_c.t().unsqueeze(0), dim=1)
 
-    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows) -> torch.Tensor:
-        """The same score for the stored (u, i) pairs only, (nnz,)."""
-        h = self.item_embedding[batch.cols]
-        z_rows = z[batch.rows]  # (nnz, K, d)
+    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+        """The same score for the stored (u, i) pairs only, (nnz,); ``table`` as in :meth:`scores`."""
+        # Normalising is row-wise, so normalising before the gather gives the same values: for z
+        # (and a gathered table) once per row, not once per (u, i) pair.
+        h = self.item_embedding[batch.cols] if table is None else table
         if self.similarity == "cosine":
-            h, z_rows = F.normalize(h, dim=-1, eps=EPS), F.normalize(z_rows, dim=-1, eps=EPS)
-        logits = (z_rows * h.unsqueeze(1)).sum(-1) / self.tau
+            h, z = F.normalize(h, dim=-1, eps=EPS), F.normalize(z, dim=-1, eps=EPS)
+        h = h if table is None else h[batch.cols]
+        logits = (z[batch.rows] * h.unsqueeze(1)).sum(-1) / self.tau  # (nnz, K)
         return torch.logsumexp(logits + log_c[batch.cols], dim=1)
 
     def current_beta(self) -> float:
@@ -308,17 +327,32 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             return -(log_p[batch.rows, batch.cols] * batch.values).sum() / batch.batch_size
         return self.sampled_recon_loss(z, log_c, batch)
 
-    def sampled_recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows) -> torch.Tensor:
-        """The same loss with the softmax normaliser estimated from sampled items (log-Q corrected)."""
-        n_samples = self.sampled_negatives
-        sampled = torch.multinomial(self.sampling_probs, n_samples, replacement=True)
-        log_expected_count = torch.log(n_samples * self.sampling_probs[sampled])
-        sampled_scores = self.scores(z, log_c, sampled)  # (B, S)
+    def draw_negatives(self) -> torch.Tensor:
+        """S = ``sampled_negatives`` item ids drawn with replacement from q (``sampling_probs``)."""
+        draws = torch.rand(self.sampled_negatives, dtype=torch.float64, device=self.sampling_cdf.device)
+        return torch.searchsorted(self.sampling_cdf, draws, right=True).clamp_(max=self.n_items - 1)
+
+    def sampled_recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
+                           negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+                           table: torch.Tensor | None = None) -> torch.Tensor:
+        """The same loss with the softmax normaliser estimated from sampled items (log-Q corrected).
+
+        By default over the whole of h and ``log_c``, drawing its own samples; the sampled step
+        (sampled_step.py) passes gathered rows instead: ``table`` (rows of h), ``log_c`` and
+        ``batch.cols`` over those rows, and ``negatives`` = (the samples' rows there, their q_j).
+        """
+        if negatives is None:
+            sampled = self.draw_negatives()
+            negatives = (sampled, self.sampling_probs[sampled])
+        sampled, q = negatives
+        log_expected_count = torch.log(self.sampled_negatives * q)
+        sampled_scores = self.scores(z, log_c, sampled, table)  # (B, S)
         # Accidental hits: sampled items the user has; they are already counted exactly.
-        positive_keys = batch.rows * self.n_items + batch.cols
-        candidate_keys = torch.arange(batch.batch_size, device=z.device).unsqueeze(1) * self.n_items + sampled
+        n_rows = log_c.shape[0]
+        positive_keys = batch.rows * n_rows + batch.cols
+        candidate_keys = torch.arange(batch.batch_size, device=z.device).unsqueeze(1) * n_rows + sampled
         is_positive = torch.isin(candidate_keys, positive_keys)
-        positive_scores = self.pair_scores(z, log_c, batch)
+        positive_scores = self.pair_scores(z, log_c, batch, table)
         log_norm = importance_log_normaliser(
             positive_scores, batch.rows, sampled_scores, is_positive, log_expected_count, batch.batch_size
         )
@@ -350,14 +384,22 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             # re-centred m (see recentre_prototypes for why m_k needs this).
             self.recentre_prototypes(self.prototype_recentring)
         batch = self.user_rows(interaction[self.USER_ID])
-        log_c = self.log_concepts()
-        z, mu, log_var_ratio = self.encode(batch, log_c)
-        loss = self.recon_loss(z, log_c, batch) + self.beta_tensor() * self.kl_loss(mu, log_var_ratio)
-        if self.reg_weight > 0:
-            loss = loss + self.reg_loss()
+        if self.sampled_negatives > 0:
+            loss = sampled_step_loss(self, batch)  # touches the batch's and the sampled items' rows only
+        else:
+            log_c = self.log_concepts()
+            z, mu, log_var_ratio = self.encode(batch, log_c)
+            loss = self.recon_loss(z, log_c, batch) + self.beta_tensor() * self.kl_loss(mu, log_var_ratio)
+            if self.reg_weight > 0:
+                loss = loss + self.reg_loss()
         if self.training:
             self.anneal_step += 1
         return loss
+
+    def row_sparse_parameters(self) -> list[nn.Parameter]:
+        """The N x d tables whose gradients are row-sparse (sampled softmax: h and t), for the
+        trainer's row-wise Adam; none under full softmax, which keeps one torch.optim.Adam."""
+        return [self.item_embedding, self.encoder.context] if self.sampled_negatives > 0 else []
 
     # ---- prototype re-centring ----------------------------------------------------------
     @torch.no_grad()

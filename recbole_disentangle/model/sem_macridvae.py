@@ -26,6 +26,7 @@ from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, check_hyperparameters, number, one_of
 from recbole_disentangle.model.macridvae import MacridVAE
+from recbole_disentangle.model.sampled_step import check_sampled_settings
 
 CATEGORY_OVERFLOW = ("other", "drop")
 
@@ -140,6 +141,15 @@ class SEMMacridVAE(MacridVAE):
                 f"{model}: adaptive_k merges concepts, but category_supervision ties concept k to category k "
                 "(K = the number of categories); switch one off (--adaptive_k=False or --category_supervision=False)."
             )
+        if config["category_supervision"] and config["sampled_negatives"] > 0:
+            # Eq. 11 sums over every item with a category each step: a dense gradient on all of h,
+            # which the sampled step's row-wise updates of h (model/sampled_step.py) cannot take.
+            raise ConfigError(
+                f"{model}: category_supervision sums its cross-entropy over every item each step, which "
+                "sampled softmax (sampled_negatives > 0, row-wise updates of h) does not support; use full softmax "
+                "(--sampled_negatives=0) or switch the supervision off with --category_supervision=False."
+            )
+        check_sampled_settings(config)
         if config["category_supervision"] and not config["category_field"]:
             raise ConfigError(
                 f"{model}: category_supervision is on but 'category_field' is not set; name a token or "
