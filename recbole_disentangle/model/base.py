@@ -17,6 +17,7 @@ The analysis (``recbole_disentangle.analysis``) needs more: the parts of :class:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Protocol
 
 import scipy.sparse as sp
@@ -39,6 +40,15 @@ class ModelHooks:
     embedding; the paper protocol passes held-out users' fold-in rows to it
     (``evaluation.protocols.held_out_scores``). None = the protocol scores by user id with
     ``full_sort_predict`` (the model was built on a data set that holds the fold-in rows).
+
+    ``evaluation_cache()``: a context manager the trainer (``SafeCheckpointMixin.evaluate``, both
+    protocols) and the paper protocol (``evaluation.protocols.per_user_metrics``) enter around one
+    evaluation pass (they may nest); inside it a model may compute what every batch needs of the
+    items (MacridVAE: ln c_i and the normalised h_i) once instead of per batch. The model must not
+    serve anything stale: what it keeps is dropped when the outermost block ends and when the model
+    trains again, and must not be reused once the parameters it came from change. Callers reach it
+    through :func:`evaluation_pass`, which gives RecBole's models a block that does nothing. A model
+    that scores in chunks reads ``eval_memory_budget_mb`` (``properties/overall.yaml``) for their size.
     """
 
     train_by_user: bool = False
@@ -59,6 +69,17 @@ class ModelHooks:
         """Numbers the model reports about itself after training and testing (AD-DRL: attribute
         accuracy), with the best model loaded; they go into the run's result as ``model_report``."""
         return {}
+
+    def evaluation_cache(self):
+        """A context manager around one evaluation pass (see the class docstring); by default it
+        keeps nothing."""
+        return contextlib.nullcontext(self)
+
+
+def evaluation_pass(model):
+    """``model.evaluation_cache()``, or a block that does nothing for models without the hook."""
+    hook = getattr(model, "evaluation_cache", None)
+    return hook() if callable(hook) else contextlib.nullcontext(model)
 
 
 class ConceptModel(Protocol):
@@ -88,4 +109,4 @@ class ConceptModel(Protocol):
 
 CONCEPT_MODEL_PARTS = ("item_embedding", "prototypes", "tau", "similarity", "log_concepts", "encode", "user_rows")
 
-__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "ModelHooks"]
+__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "ModelHooks", "evaluation_pass"]
