@@ -124,12 +124,13 @@ def generate(args, data_dir: Path) -> str:
 
 def table(rows: list[dict], reps: int) -> list[str]:
     lines = ["| protocol | items | users scored (per batch) | eval_memory_budget_mb | code | s / pass | "
-             "peak memory over the pass's start (MB) | NDCG (check) |", "|---|---|---|---|---|---|---|---|"]
+             "peak memory over the pass's start (MB) | a batch's (users x items) float32 scores (MB) | NDCG (check) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         ok = [r for r in row["runs"] if r.get("ok")]
         if not ok:
             lines.append(f"| {row['protocol']} | | | {row['budget'] or '–'} | {row['code_label']} | failed: "
-                         f"{row['runs'][-1].get('error', '')[:120]} | | |")
+                         f"{row['runs'][-1].get('error', '')[:120]} | | | |")
             continue
         first = ok[0]
         seconds = [r["s"] for r in ok]
@@ -137,7 +138,8 @@ def table(rows: list[dict], reps: int) -> list[str]:
         ndcg = next((v for k, v in first["result"].items() if k.startswith("ndcg")), float("nan"))
         timing = f"{min(seconds):.1f} / {statistics.median(seconds):.1f}" if reps > 1 else f"{seconds[0]:.1f}"
         lines.append(f"| {row['protocol']} | {first['items']:,} | {first['users']:,} ({first['users_per_batch']}) | "
-                     f"{row['budget'] or ('none' if row['code_label'] == 'before' else '256 (default)')} | {row['code_label']} | {timing} | {max(peaks):.0f} | {ndcg:.5f} |")
+                     f"{row['budget'] or ('none' if row['code_label'] == 'before' else '256 (default)')} | {row['code_label']} | {timing} | {max(peaks):.0f} | "
+                     f"{first['users_per_batch'] * (first['items'] + 1) * 4 / 2**20:.0f} | {ndcg:.5f} |")
     return lines
 
 

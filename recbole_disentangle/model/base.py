@@ -44,7 +44,7 @@ class ModelHooks:
     ``evaluation_cache()``: a context manager the trainer (``SafeCheckpointMixin.evaluate``, both
     protocols) and the paper protocol (``evaluation.protocols.per_user_metrics``) enter around one
     evaluation pass (they may nest); inside it a model may compute what every batch needs of the
-    items (MacridVAE: ln c_i and the normalised h_i) once instead of per batch. The model must not
+    items (MacridVAE: ln c_i and 1 / |h_i|) once instead of per batch. The model must not
     serve anything stale: what it keeps is dropped when the outermost block ends and when the model
     trains again, and must not be reused once the parameters it came from change. Callers reach it
     through :func:`evaluation_pass`, which gives RecBole's models a block that does nothing. A model

@@ -470,7 +470,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
 
     @contextmanager
     def evaluation_cache(self):
-        """:meth:`ModelHooks.evaluation_cache`: inside it, ln c_i and the normalised h_i are computed
+        """:meth:`ModelHooks.evaluation_cache`: inside it, ln c_i and 1 / |h_i| are computed
         once and reused by every batch; dropped when the outermost block ends or the model trains."""
         self._evaluation_depth += 1
         try:
@@ -486,7 +486,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         return super().train(mode)
 
     def evaluation_item_side(self) -> ItemSide:
-        """ln c_i and h_i (unit length for cosine) as scoring reads them.
+        """ln c_i, h_i and the logits' scale 1 / (tau |h_i|) (cosine) as scoring reads them.
 
         Reused only inside :meth:`evaluation_cache`, in eval mode without autograd, and only while
         h, m and the active concepts are the tensors (storage and in-place version: an optimizer
@@ -498,15 +498,14 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         cached = self._cached_item_side
         if cached is not None and cached.key == key:
             return cached
-        h = self.item_embedding
-        side = ItemSide(self.log_concepts(), F.normalize(h, dim=-1, eps=EPS) if self.similarity == "cosine" else h, key)
+        side = ItemSide.of(self.log_concepts(), self.item_embedding, self.tau, self.similarity == "cosine", key)
         if self._evaluation_depth > 0 and not self.training and not torch.is_grad_enabled():
             self._cached_item_side = side
         return side
 
     def item_scores(self, z: torch.Tensor, items: ItemSide) -> torch.Tensor:
         """Every item's score for the users of ``z`` (B, K, d), (B, n_items), in budgeted chunks."""
-        return mixture_scores(z, items, self.tau, self.similarity == "cosine", self.eval_memory_budget_mb)
+        return mixture_scores(z, items, self.similarity == "cosine", self.eval_memory_budget_mb)
 
     def full_sort_predict(self, interaction):
         items = self.evaluation_item_side()
@@ -535,4 +534,4 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         users, item_ids = interaction[self.USER_ID], interaction[self.ITEM_ID]
         items = self.evaluation_item_side()
         z, _, _ = self.encode(self.user_rows(users), items.log_c)
-        return pair_mixture_scores(z, items, item_ids, self.tau, self.similarity == "cosine")
+        return pair_mixture_scores(z, items, item_ids, self.similarity == "cosine")
