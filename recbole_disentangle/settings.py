@@ -112,6 +112,8 @@ GENERAL_RULES = {
     "stopping_step": (lambda v: _is_int(v) and v >= 0,
                       "it must be an integer >= 0 (evaluations without improvement before training stops)"),
     "eval_step": (lambda v: _is_int(v) and v >= 0, "it must be an integer >= 0 (epochs between validations)"),
+    "eval_memory_budget_mb": (lambda v: _is_number(v) and v > 0,
+                              "it must be a number of MB > 0 (the largest block evaluation scoring keeps alive)"),
     "seed": (lambda v: _is_int(v), "it must be an integer"),
     "topk": (lambda v: (_is_int(v) and v >= 1) or (isinstance(v, list) and v and all(_is_int(k) and k >= 1 for k in v)),
              "it must be a positive integer or a list of them, e.g. [10, 20]"),

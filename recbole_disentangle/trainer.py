@@ -23,6 +23,7 @@ from recbole_disentangle.config import load_yaml_file, model_defaults, plain_con
 from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.evaluation.protocols import protocol_of
 from recbole_disentangle.optim import RowSparseAdam
+from recbole_disentangle.model.base import evaluation_pass
 
 
 def _plain_number(value):
@@ -228,11 +229,13 @@ class SafeCheckpointMixin:
             return None
         if load_best_model:
             self.load_best_model(model_file)
-        evaluation = protocol_of(self.config).evaluate(self.model, eval_data, self.device)
-        if evaluation is not None:  # the protocol's own metrics (the paper protocol's)
-            self.last_per_user = evaluation.per_user
-            return evaluation.result
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        # One pass: a model computes its item side once for all batches (dropped when it ends).
+        with evaluation_pass(self.model):
+            evaluation = protocol_of(self.config).evaluate(self.model, eval_data, self.device)
+            if evaluation is not None:  # the protocol's own metrics (the paper protocol's)
+                self.last_per_user = evaluation.per_user
+                return evaluation.result
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 
 LAST_SUFFIX = ".last.pth"

@@ -17,6 +17,7 @@ The analysis (``recbole_disentangle.analysis``) needs more: the parts of :class:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Protocol
 
@@ -47,6 +48,15 @@ class ModelHooks:
     :class:`~recbole_disentangle.model.hyperparameters.Hyperparameter` (name, kind, meaning, rule),
     declared once: ``check_config`` checks them, the class docstring gets a section listing them,
     and a test holds the model's YAML to the same names and meanings.
+
+    ``evaluation_cache()``: a context manager the trainer (``SafeCheckpointMixin.evaluate``, both
+    protocols) and the paper protocol (``evaluation.protocols.per_user_metrics``) enter around one
+    evaluation pass (they may nest); inside it a model may compute what every batch needs of the
+    items (MacridVAE: ln c_i and 1 / |h_i|) once instead of per batch. The model must not
+    serve anything stale: what it keeps is dropped when the outermost block ends and when the model
+    trains again, and must not be reused once the parameters it came from change. Callers reach it
+    through :func:`evaluation_pass`, which gives RecBole's models a block that does nothing. A model
+    that scores in chunks reads ``eval_memory_budget_mb`` (``properties/overall.yaml``) for their size.
     """
 
     train_by_user: bool = False
@@ -85,6 +95,17 @@ class ModelHooks:
         accuracy), with the best model loaded; they go into the run's result as ``model_report``."""
         return {}
 
+    def evaluation_cache(self):
+        """A context manager around one evaluation pass (see the class docstring); by default it
+        keeps nothing."""
+        return contextlib.nullcontext(self)
+
+
+def evaluation_pass(model):
+    """``model.evaluation_cache()``, or a block that does nothing for models without the hook."""
+    hook = getattr(model, "evaluation_cache", None)
+    return hook() if callable(hook) else contextlib.nullcontext(model)
+
 
 class ConceptModel(Protocol):
     """What the analysis reads of a model with concepts (MacridVAE, SEM-MacridVAE): the parts
@@ -113,4 +134,4 @@ class ConceptModel(Protocol):
 
 CONCEPT_MODEL_PARTS = ("item_embedding", "prototypes", "tau", "similarity", "log_concepts", "encode", "user_rows")
 
-__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "Hyperparameter", "ModelHooks"]
+__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "Hyperparameter", "ModelHooks", "evaluation_pass"]

@@ -19,6 +19,7 @@ Differences from RecBole's own MacridVAE (reachable as ``RecBoleMacridVAE``):
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from logging import getLogger
 
 import numpy as np
@@ -42,6 +43,12 @@ from recbole_disentangle.model.layers import (
     similarity_matrix,
 )
 from recbole_disentangle.model.sampled_step import check_sampled_settings, sampled_step_loss
+from recbole_disentangle.model.scoring import (
+    DEFAULT_EVAL_MEMORY_BUDGET_MB,
+    ItemSide,
+    mixture_scores,
+    pair_mixture_scores,
+)
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -145,6 +152,9 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.merge_threshold = config["merge_threshold"]
         self.prototype_recentring = config["prototype_recentring"]
         self.prototype_init_scale = config["prototype_init_scale"]
+        # Bounds the (users, K, items) block of evaluation scoring (model/scoring.py); configs of
+        # checkpoints written before the key existed lack it.
+        self.eval_memory_budget_mb = config["eval_memory_budget_mb"] or DEFAULT_EVAL_MEMORY_BUDGET_MB
 
         self.set_history(dataset.inter_matrix(form="csr"))
         # Training interactions per item, and the items that have some: the only ones whose h_i
@@ -489,11 +499,56 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         return keep, drop
 
     # ---- prediction ---------------------------------------------------------------------
+    # Evaluation (either protocol) reads the item side through evaluation_item_side, computed once
+    # per pass inside evaluation_cache(), and scores in chunks that eval_memory_budget_mb bounds
+    # (model/scoring.py). Training keeps scores / pair_scores: it needs gradients and fresh Gumbel
+    # samples of c_i every step.
+    _evaluation_depth = 0  # how many evaluation_cache() blocks are open (the trainer's and the protocol's nest)
+    _cached_item_side: ItemSide | None = None
+
+    @contextmanager
+    def evaluation_cache(self):
+        """:meth:`ModelHooks.evaluation_cache`: inside it, ln c_i and 1 / |h_i| are computed
+        once and reused by every batch; dropped when the outermost block ends or the model trains."""
+        self._evaluation_depth += 1
+        try:
+            yield self
+        finally:
+            self._evaluation_depth -= 1
+            if self._evaluation_depth == 0:
+                self._cached_item_side = None
+
+    def train(self, mode: bool = True):
+        if mode:  # parameters are about to change; the version check below would also catch it
+            self._cached_item_side = None
+        return super().train(mode)
+
+    def evaluation_item_side(self) -> ItemSide:
+        """ln c_i, h_i and the logits' scale 1 / (tau |h_i|) (cosine) as scoring reads them.
+
+        Reused only inside :meth:`evaluation_cache`, in eval mode without autograd, and only while
+        h, m and the active concepts are the tensors (storage and in-place version: an optimizer
+        step or ``load_state_dict`` bumps it) and settings it was computed from: never stale.
+        """
+        parts = (self.item_embedding, self.prototypes, self.concept_active)
+        key = (self.training, self.test_assignment, self.similarity, self.tau,
+               *((t.device, t.data_ptr(), t._version) for t in parts))
+        cached = self._cached_item_side
+        if cached is not None and cached.key == key:
+            return cached
+        side = ItemSide.of(self.log_concepts(), self.item_embedding, self.tau, self.similarity == "cosine", key)
+        if self._evaluation_depth > 0 and not self.training and not torch.is_grad_enabled():
+            self._cached_item_side = side
+        return side
+
+    def item_scores(self, z: torch.Tensor, items: ItemSide) -> torch.Tensor:
+        """Every item's score for the users of ``z`` (B, K, d), (B, n_items), in budgeted chunks."""
+        return mixture_scores(z, items, self.similarity == "cosine", self.eval_memory_budget_mb)
+
     def full_sort_predict(self, interaction):
-        batch = self.user_rows(interaction[self.USER_ID])
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        return self.scores(z, log_c).view(-1)
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(self.user_rows(interaction[self.USER_ID]), items.log_c)
+        return self.item_scores(z, items).view(-1)
 
     def fold_in_predict(self, fold_in) -> torch.Tensor:
         """Every item's score for users given by their interactions (a scipy (B, n_items) matrix,
@@ -509,14 +564,12 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             values=torch.from_numpy(block.data).to(self.device),
             batch_size=block.shape[0],
         )
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        return self.scores(z, log_c)
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(batch, items.log_c)
+        return self.item_scores(z, items)
 
     def predict(self, interaction):
-        users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-        batch = self.user_rows(users)
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        pairs = SparseRows(torch.arange(len(items), device=items.device), items, torch.ones_like(items, dtype=torch.float), len(items))
-        return self.pair_scores(z, log_c, pairs)
+        users, item_ids = interaction[self.USER_ID], interaction[self.ITEM_ID]
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(self.user_rows(users), items.log_c)
+        return pair_mixture_scores(z, items, item_ids, self.similarity == "cosine")
