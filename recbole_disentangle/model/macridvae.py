@@ -19,8 +19,6 @@ Differences from RecBole's own MacridVAE (reachable as ``RecBoleMacridVAE``):
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from logging import getLogger
 
 import numpy as np
 import torch
@@ -38,33 +36,14 @@ from recbole_disentangle.model.layers import (
     ConceptEncoder,
     SparseRows,
     gaussian_kl_to_prior,
-    importance_log_normaliser,
     log_concept_assignment,
     similarity_matrix,
 )
-from recbole_disentangle.model.sampled_step import check_sampled_settings, sampled_step_loss
-from recbole_disentangle.model.scoring import (
-    DEFAULT_EVAL_MEMORY_BUDGET_MB,
-    ItemSide,
-    mixture_scores,
-    pair_mixture_scores,
-)
+from recbole_disentangle.model.sampled_step import SampledSoftmax, check_sampled_settings, sampled_step_loss
+from recbole_disentangle.model.prototypes import PrototypeUpkeep
+from recbole_disentangle.model.scoring import DEFAULT_EVAL_MEMORY_BUDGET_MB, CachedItemSide, pair_mixture_scores
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
-
-
-def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
-    """Jensen-Shannon divergence (nats, in [0, ln 2]) between every pair of rows of ``distributions``
-    (K, M), each a probability distribution: JS(P, Q) = KL(P || A)/2 + KL(Q || A)/2, A = (P + Q)/2.
-    Terms with p = 0 are 0 (the limit of p ln p)."""
-    p = distributions.unsqueeze(1)  # (K, 1, M)
-    q = distributions.unsqueeze(0)  # (1, K, M)
-    mean = 0.5 * (p + q)
-
-    def kl_to_mean(x):
-        return torch.where(x > 0, x * (torch.log(x.clamp_min(1e-30)) - torch.log(mean.clamp_min(1e-30))), torch.zeros_like(x)).sum(-1)
-
-    return 0.5 * kl_to_mean(p) + 0.5 * kl_to_mean(q)
 
 
 LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
@@ -121,7 +100,7 @@ HYPERPARAMETERS = (
 )
 
 
-class MacridVAE(GeneralRecommender, ModelHooks):
+class MacridVAE(SampledSoftmax, PrototypeUpkeep, CachedItemSide, GeneralRecommender, ModelHooks):
     r"""MacridVAE with the paper's equations (the module's docstring sums them up).
 
     Its hyper-parameters are declared once, in :data:`HYPERPARAMETERS` (listed below, from it);
@@ -185,11 +164,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.encoder = ConceptEncoder(
             self.n_items, self.embedding_size, list(config["encoder_hidden_size"] or []), self.dropout_prob
         )
-        self.register_buffer("sampling_probs", self._sampling_probs(config["sampling_distribution"]), persistent=False)
-        # Its cumulative sum (float64, ends at exactly 1): a step draws its samples by binary
-        # search, O(S log N), where torch.multinomial rebuilds the N-item distribution every call.
-        cdf = self.sampling_probs.double().cumsum(0)
-        self.register_buffer("sampling_cdf", cdf / cdf[-1], persistent=False)
+        self.register_sampling_distribution(config["sampling_distribution"])
         self.reset_parameters()
 
     # ---- configuration ------------------------------------------------------------------
@@ -244,15 +219,6 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         offsets = torch.arange(total, device=users.device) - (counts.cumsum(0) - counts).repeat_interleave(counts, output_size=total)
         cols = self.history_indices[starts[rows] + offsets].long()
         return SparseRows(rows=rows, cols=cols, values=torch.ones(total, device=users.device), batch_size=len(users))
-
-    def _sampling_probs(self, distribution: str) -> torch.Tensor:
-        """q_j of the sampled softmax; item 0 is RecBole's padding and is never sampled."""
-        if distribution == "popularity":
-            counts = np.asarray(self.history.sum(axis=0)).ravel()
-        else:
-            counts = np.ones(self.n_items)
-        counts[0] = 0.0
-        return torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
 
     # ---- model --------------------------------------------------------------------------
     def concept_logits(self, h: torch.Tensor | None = None) -> torch.Tensor:
@@ -337,38 +303,6 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             return -(log_p[batch.rows, batch.cols] * batch.values).sum() / batch.batch_size
         return self.sampled_recon_loss(z, log_c, batch)
 
-    def draw_negatives(self) -> torch.Tensor:
-        """S = ``sampled_negatives`` item ids drawn with replacement from q (``sampling_probs``)."""
-        draws = torch.rand(self.sampled_negatives, dtype=torch.float64, device=self.sampling_cdf.device)
-        return torch.searchsorted(self.sampling_cdf, draws, right=True).clamp_(max=self.n_items - 1)
-
-    def sampled_recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
-                           negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
-                           table: torch.Tensor | None = None) -> torch.Tensor:
-        """The same loss with the softmax normaliser estimated from sampled items (log-Q corrected).
-
-        By default over the whole of h and ``log_c``, drawing its own samples; the sampled step
-        (sampled_step.py) passes gathered rows instead: ``table`` (rows of h), ``log_c`` and
-        ``batch.cols`` over those rows, and ``negatives`` = (the samples' rows there, their q_j).
-        """
-        if negatives is None:
-            sampled = self.draw_negatives()
-            negatives = (sampled, self.sampling_probs[sampled])
-        sampled, q = negatives
-        log_expected_count = torch.log(self.sampled_negatives * q)
-        sampled_scores = self.scores(z, log_c, sampled, table)  # (B, S)
-        # Accidental hits: sampled items the user has; they are already counted exactly.
-        n_rows = log_c.shape[0]
-        positive_keys = batch.rows * n_rows + batch.cols
-        candidate_keys = torch.arange(batch.batch_size, device=z.device).unsqueeze(1) * n_rows + sampled
-        is_positive = torch.isin(candidate_keys, positive_keys)
-        positive_scores = self.pair_scores(z, log_c, batch, table)
-        log_norm = importance_log_normaliser(
-            positive_scores, batch.rows, sampled_scores, is_positive, log_expected_count, batch.batch_size
-        )
-        log_p = positive_scores - log_norm[batch.rows]
-        return -(log_p * batch.values).sum() / batch.batch_size
-
     def kl_loss(self, mu: torch.Tensor, log_var_ratio: torch.Tensor) -> torch.Tensor:
         """KL(q(z_u|x_u,C) || N(0, sigma0^2 I)) summed over concepts, averaged over users.
 
@@ -406,145 +340,7 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             self.anneal_step += 1
         return loss
 
-    def row_sparse_parameters(self) -> list[nn.Parameter]:
-        """The N x d tables whose gradients are row-sparse (sampled softmax: h and t), for the
-        trainer's row-wise Adam; none under full softmax, which keeps one torch.optim.Adam."""
-        return [self.item_embedding, self.encoder.context] if self.sampled_negatives > 0 else []
-
-    # ---- prototype re-centring ----------------------------------------------------------
-    @torch.no_grad()
-    def recentre_prototypes(self, rate: float) -> None:
-        """m_k <- (1 - rate) m_k + rate * |m_k| * normalise(sum_i n_i p(k|i) h_i / |h_i|), n_i = the
-        item's training interactions.
-
-        Why: h_i learns from every interaction of item i, m_k only through the Gumbel-sampled c_i;
-        on planted data the items form their concept clusters within ~5 epochs while the m_k turn
-        ~0.03 rad per epoch (Xavier gives m a norm 3x that of h, and Adam's step per coordinate is
-        ~lr however small the noisy gradient), so the argmax of p(c_i) matches the planted
-        concepts only after 40-60 epochs, often after early stopping has kept an earlier model.
-
-        What: with cosine similarity p(k|i) = softmax_k(cos(h_i, m_k) / tau) (Eq. 6) is the
-        posterior of an equal-weight mixture of von Mises-Fisher components with mean directions
-        m_k / |m_k| and concentration 1 / tau; the direction above is that mixture's M-step for
-        m_k (spherical soft k-means). Each item counts as often as it was adopted (n_i), as in
-        the ELBO, which sums over interactions: weighted per item instead, the M-step split the
-        largest, sparsely adopted concept of planted data with unequal concepts (400/250/150/100/
-        100 items) and merged two small ones (concept NMI 0.71-0.82 over 5 seeds, against 0.90+
-        weighted by n_i). Eq. 6 and the ELBO are unchanged: m_k still gets its gradient, this only
-        moves it faster toward its items. Only the direction of m_k enters Eq. 6, so its length
-        is kept.
-        """
-        items = self.trained_items
-        p = torch.softmax(self.concept_logits()[items], dim=1)  # (n, K); switched-off concepts get 0
-        p = p * self.item_degree[items].unsqueeze(1)
-        directions = F.normalize(p.t() @ F.normalize(self.item_embedding[items], dim=1, eps=EPS), dim=1, eps=EPS)
-        has_items = p.sum(0) > 0
-        length = self.prototypes.norm(dim=1, keepdim=True)
-        updated = (1.0 - rate) * self.prototypes + rate * length * directions
-        self.prototypes.copy_(torch.where(has_items.unsqueeze(1), updated, self.prototypes))
-
-    # ---- adaptive K (SEM-MacridVAE paper, Sec. 4.1.4) -----------------------------------------
-    def on_epoch_end(self) -> None:
-        """Called by the trainer after every training epoch."""
-        if self.adaptive_k:
-            self.merge_concepts()
-
-    def concept_item_distributions(self) -> torch.Tensor:
-        """p(i|k) for the active concepts, (K_active, n_trained_items): Bayes from p(k|i) =
-        softmax(s_i) with a uniform p(i) over the items that have training interactions."""
-        trained = self.trained_items
-        p_k_given_i = torch.softmax(self.concept_logits()[trained][:, self.concept_active], dim=1)
-        return (p_k_given_i / p_k_given_i.sum(0, keepdim=True).clamp_min(EPS)).t()
-
-    @torch.no_grad()
-    def merge_concepts(self) -> tuple[int, int] | None:
-        """Merge the two concepts whose p(i|k) are closest if their Jensen-Shannon divergence is
-        below ``merge_threshold``; returns the (kept, removed) concept indices, or None.
-
-        One merge per call (after an epoch): merging changes p(k|i) of every item the two shared,
-        so the other pairs are judged again after training on the merged model. The kept
-        prototype becomes the mean of the two (for cosine the mean direction, at their mean
-        length, since only the direction enters Eq. 6); the removed one stays in the tensor,
-        switched off in ``concept_active``, so parameter shapes and optimizer state never change.
-
-        What it detects: two prototypes over the same items. Two prototypes that split one
-        concept cleanly cover disjoint items, as two concepts do, and are not merged (with
-        prototype re-centring K = 10 stayed 10 on planted data with 5 concepts); without it the
-        two prototypes of one concept overlap while they form and merge at threshold 0.15 (K = 10
-        ended at 5 / 7 / 6 / 9 / 7 over 5 seeds; at 0.25 early merges, while every prototype still
-        covers every item, left 1-2 concepts; docs/results.md, "Concepts that form in every run").
-        """
-        active = torch.nonzero(self.concept_active).view(-1)
-        if len(active) < 2:
-            return None
-        js = js_divergence_matrix(self.concept_item_distributions())
-        js.fill_diagonal_(float("inf"))
-        flat = int(torch.argmin(js))
-        a, b = divmod(flat, len(active))
-        if js[a, b] >= self.merge_threshold:
-            return None
-        keep, drop = int(active[min(a, b)]), int(active[max(a, b)])
-        m_keep, m_drop = self.prototypes[keep], self.prototypes[drop]
-        if self.similarity == "cosine":
-            length = 0.5 * (m_keep.norm() + m_drop.norm())
-            merged = F.normalize(F.normalize(m_keep, dim=0, eps=EPS) + F.normalize(m_drop, dim=0, eps=EPS), dim=0, eps=EPS) * length
-        else:
-            merged = 0.5 * (m_keep + m_drop)
-        self.prototypes[keep] = merged
-        self.concept_active[drop] = False
-        getLogger().info(
-            f"MacridVAE adaptive K: merged concept {drop} into {keep} (JS divergence {js[a, b].item():.4g} < "
-            f"{self.merge_threshold}); {int(self.concept_active.sum())} concepts remain."
-        )
-        return keep, drop
-
     # ---- prediction ---------------------------------------------------------------------
-    # Evaluation (either protocol) reads the item side through evaluation_item_side, computed once
-    # per pass inside evaluation_cache(), and scores in chunks that eval_memory_budget_mb bounds
-    # (model/scoring.py). Training keeps scores / pair_scores: it needs gradients and fresh Gumbel
-    # samples of c_i every step.
-    _evaluation_depth = 0  # how many evaluation_cache() blocks are open (the trainer's and the protocol's nest)
-    _cached_item_side: ItemSide | None = None
-
-    @contextmanager
-    def evaluation_cache(self):
-        """:meth:`ModelHooks.evaluation_cache`: inside it, ln c_i and 1 / |h_i| are computed
-        once and reused by every batch; dropped when the outermost block ends or the model trains."""
-        self._evaluation_depth += 1
-        try:
-            yield self
-        finally:
-            self._evaluation_depth -= 1
-            if self._evaluation_depth == 0:
-                self._cached_item_side = None
-
-    def train(self, mode: bool = True):
-        if mode:  # parameters are about to change; the version check below would also catch it
-            self._cached_item_side = None
-        return super().train(mode)
-
-    def evaluation_item_side(self) -> ItemSide:
-        """ln c_i, h_i and the logits' scale 1 / (tau |h_i|) (cosine) as scoring reads them.
-
-        Reused only inside :meth:`evaluation_cache`, in eval mode without autograd, and only while
-        h, m and the active concepts are the tensors (storage and in-place version: an optimizer
-        step or ``load_state_dict`` bumps it) and settings it was computed from: never stale.
-        """
-        parts = (self.item_embedding, self.prototypes, self.concept_active)
-        key = (self.training, self.test_assignment, self.similarity, self.tau,
-               *((t.device, t.data_ptr(), t._version) for t in parts))
-        cached = self._cached_item_side
-        if cached is not None and cached.key == key:
-            return cached
-        side = ItemSide.of(self.log_concepts(), self.item_embedding, self.tau, self.similarity == "cosine", key)
-        if self._evaluation_depth > 0 and not self.training and not torch.is_grad_enabled():
-            self._cached_item_side = side
-        return side
-
-    def item_scores(self, z: torch.Tensor, items: ItemSide) -> torch.Tensor:
-        """Every item's score for the users of ``z`` (B, K, d), (B, n_items), in budgeted chunks."""
-        return mixture_scores(z, items, self.similarity == "cosine", self.eval_memory_budget_mb)
-
     def full_sort_predict(self, interaction):
         items = self.evaluation_item_side()
         z, _, _ = self.encode(self.user_rows(interaction[self.USER_ID]), items.log_c)

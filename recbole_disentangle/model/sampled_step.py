@@ -25,11 +25,13 @@ SEM-MacridVAE's category loss sums over every item with a category, so it refuse
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from recbole_disentangle.errors import ConfigError
-from recbole_disentangle.model.layers import SparseRows, log_concept_assignment
+from recbole_disentangle.model.layers import SparseRows, importance_log_normaliser, log_concept_assignment
 
 
 def check_sampled_settings(config) -> None:
@@ -75,3 +77,64 @@ def sampled_step_loss(model, batch: SparseRows) -> torch.Tensor:
         squares = h.pow(2).sum() + t.pow(2).sum() + sum(w.pow(2).sum() for w in dense_weights)
         loss = loss + model.reg_weight * squares
     return loss
+
+
+class SampledSoftmax:
+    """MacridVAE's sampled-softmax parts (a mixin): the sampling distribution q, the draw of the
+    negatives, the log-Q corrected loss, and the tables the trainer updates row-wise. It reads the
+    model's ``history``, ``n_items``, ``sampled_negatives``, ``scores``, ``pair_scores``,
+    ``item_embedding`` and ``encoder``."""
+
+    def register_sampling_distribution(self, distribution: str) -> None:
+        """q_j (``sampling_probs``) and its cumulative sum (``sampling_cdf``) as buffers."""
+        self.register_buffer("sampling_probs", self._sampling_probs(distribution), persistent=False)
+        # Its cumulative sum (float64, ends at exactly 1): a step draws its samples by binary
+        # search, O(S log N), where torch.multinomial rebuilds the N-item distribution every call.
+        cdf = self.sampling_probs.double().cumsum(0)
+        self.register_buffer("sampling_cdf", cdf / cdf[-1], persistent=False)
+
+    def _sampling_probs(self, distribution: str) -> torch.Tensor:
+        """q_j of the sampled softmax; item 0 is RecBole's padding and is never sampled."""
+        if distribution == "popularity":
+            counts = np.asarray(self.history.sum(axis=0)).ravel()
+        else:
+            counts = np.ones(self.n_items)
+        counts[0] = 0.0
+        return torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
+
+    def draw_negatives(self) -> torch.Tensor:
+        """S = ``sampled_negatives`` item ids drawn with replacement from q (``sampling_probs``)."""
+        draws = torch.rand(self.sampled_negatives, dtype=torch.float64, device=self.sampling_cdf.device)
+        return torch.searchsorted(self.sampling_cdf, draws, right=True).clamp_(max=self.n_items - 1)
+
+    def sampled_recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
+                           negatives: tuple[torch.Tensor, torch.Tensor] | None = None,
+                           table: torch.Tensor | None = None) -> torch.Tensor:
+        """The same loss with the softmax normaliser estimated from sampled items (log-Q corrected).
+
+        By default over the whole of h and ``log_c``, drawing its own samples; the sampled step
+        (sampled_step.py) passes gathered rows instead: ``table`` (rows of h), ``log_c`` and
+        ``batch.cols`` over those rows, and ``negatives`` = (the samples' rows there, their q_j).
+        """
+        if negatives is None:
+            sampled = self.draw_negatives()
+            negatives = (sampled, self.sampling_probs[sampled])
+        sampled, q = negatives
+        log_expected_count = torch.log(self.sampled_negatives * q)
+        sampled_scores = self.scores(z, log_c, sampled, table)  # (B, S)
+        # Accidental hits: sampled items the user has; they are already counted exactly.
+        n_rows = log_c.shape[0]
+        positive_keys = batch.rows * n_rows + batch.cols
+        candidate_keys = torch.arange(batch.batch_size, device=z.device).unsqueeze(1) * n_rows + sampled
+        is_positive = torch.isin(candidate_keys, positive_keys)
+        positive_scores = self.pair_scores(z, log_c, batch, table)
+        log_norm = importance_log_normaliser(
+            positive_scores, batch.rows, sampled_scores, is_positive, log_expected_count, batch.batch_size
+        )
+        log_p = positive_scores - log_norm[batch.rows]
+        return -(log_p * batch.values).sum() / batch.batch_size
+
+    def row_sparse_parameters(self) -> list[nn.Parameter]:
+        """The N x d tables whose gradients are row-sparse (sampled softmax: h and t), for the
+        trainer's row-wise Adam; none under full softmax, which keeps one torch.optim.Adam."""
+        return [self.item_embedding, self.encoder.context] if self.sampled_negatives > 0 else []

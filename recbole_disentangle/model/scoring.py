@@ -12,6 +12,7 @@ is computed by the model once per evaluation pass (:class:`ItemSide`), not once 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -104,3 +105,56 @@ def pair_mixture_scores(z_rows: torch.Tensor, items: ItemSide, item_ids: torch.T
 
 __all__ = ["DEFAULT_EVAL_MEMORY_BUDGET_MB", "ItemSide", "chunk_sizes", "logsumexp_in_place", "mixture_scores",
            "pair_mixture_scores"]
+
+
+class CachedItemSide:
+    """MacridVAE's :meth:`~recbole_disentangle.model.base.ModelHooks.evaluation_cache` (a mixin):
+    the item side computed once per evaluation pass, scoring in budgeted chunks. It reads the
+    model's ``log_concepts``, ``item_embedding``, ``prototypes``, ``concept_active``, ``tau``,
+    ``similarity``, ``test_assignment`` and ``eval_memory_budget_mb``."""
+
+    # Evaluation (either protocol) reads the item side through evaluation_item_side, computed once
+    # per pass inside evaluation_cache(), and scores in chunks that eval_memory_budget_mb bounds
+    # (model/scoring.py). Training keeps scores / pair_scores: it needs gradients and fresh Gumbel
+    # samples of c_i every step.
+    _evaluation_depth = 0  # how many evaluation_cache() blocks are open (the trainer's and the protocol's nest)
+    _cached_item_side: ItemSide | None = None
+
+    @contextmanager
+    def evaluation_cache(self):
+        """:meth:`ModelHooks.evaluation_cache`: inside it, ln c_i and 1 / |h_i| are computed
+        once and reused by every batch; dropped when the outermost block ends or the model trains."""
+        self._evaluation_depth += 1
+        try:
+            yield self
+        finally:
+            self._evaluation_depth -= 1
+            if self._evaluation_depth == 0:
+                self._cached_item_side = None
+
+    def train(self, mode: bool = True):
+        if mode:  # parameters are about to change; the version check below would also catch it
+            self._cached_item_side = None
+        return super().train(mode)
+
+    def evaluation_item_side(self) -> ItemSide:
+        """ln c_i, h_i and the logits' scale 1 / (tau |h_i|) (cosine) as scoring reads them.
+
+        Reused only inside :meth:`evaluation_cache`, in eval mode without autograd, and only while
+        h, m and the active concepts are the tensors (storage and in-place version: an optimizer
+        step or ``load_state_dict`` bumps it) and settings it was computed from: never stale.
+        """
+        parts = (self.item_embedding, self.prototypes, self.concept_active)
+        key = (self.training, self.test_assignment, self.similarity, self.tau,
+               *((t.device, t.data_ptr(), t._version) for t in parts))
+        cached = self._cached_item_side
+        if cached is not None and cached.key == key:
+            return cached
+        side = ItemSide.of(self.log_concepts(), self.item_embedding, self.tau, self.similarity == "cosine", key)
+        if self._evaluation_depth > 0 and not self.training and not torch.is_grad_enabled():
+            self._cached_item_side = side
+        return side
+
+    def item_scores(self, z: torch.Tensor, items: ItemSide) -> torch.Tensor:
+        """Every item's score for the users of ``z`` (B, K, d), (B, n_items), in budgeted chunks."""
+        return mixture_scores(z, items, self.similarity == "cosine", self.eval_memory_budget_mb)
