@@ -19,19 +19,8 @@ from recbole.utils import ModelType
 from recbole_disentangle import registry
 from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.evaluation.protocols import protocol_of
+from recbole_disentangle.paths import properties_dir  # noqa: F401  (also imported from here)
 from recbole_disentangle.settings import check_general_settings, check_unknown_keys
-
-
-def properties_dir() -> Path:
-    """The ``properties/`` folder, in an installed wheel or in a source checkout.
-
-    A wheel maps the top-level ``properties/`` into the package (see pyproject.toml); an editable
-    install or a plain checkout finds it beside the package.
-    """
-    packaged = Path(__file__).resolve().parent / "properties"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "properties"
 
 
 def _yaml_loader() -> type:

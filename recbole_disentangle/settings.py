@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.paths import properties_dir
 
 # Keys RecBole's or this package's code reads although no YAML file sets them: filled in by
 # RecBole's Config itself (MODEL_TYPE, device, ...), set by distributed runs (nproc, ...), or
@@ -56,8 +57,6 @@ def known_keys() -> frozenset[str]:
     values are search spaces, their keys settings that are known anyway), and :data:`CODE_ONLY_KEYS`."""
     import recbole
     from recbole.utils import argument_list
-
-    from recbole_disentangle.config import properties_dir
 
     keys = set(CODE_ONLY_KEYS)
     keys |= _yaml_keys(Path(recbole.__file__).parent / "properties", skip=("url.yaml", "kg_url.yaml"))

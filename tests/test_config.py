@@ -25,6 +25,7 @@ def test_each_layer_overrides_the_one_below(tmp_path, monkeypatch):
     first = write(tmp_path / "first.yaml", "d: file1\ne: file1\n")
     second = write(tmp_path / "second.yaml", "e: file2\n")
     monkeypatch.setattr(config_module, "properties_dir", lambda: props)
+    monkeypatch.setattr(settings_module, "properties_dir", lambda: props)  # the keys it knows
     # known_keys() caches what properties_dir() holds: not these fake properties (the cache would
     # outlive the patch and make every shipped key unknown to the tests after this one).
     monkeypatch.setattr(settings_module, "known_keys", settings_module.known_keys.__wrapped__)
