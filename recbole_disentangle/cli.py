@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from recbole_disentangle.config import parse_cmd_args
+from recbole_disentangle.console import Console
+from recbole_disentangle.data.dataset import known_datasets
 from recbole_disentangle.errors import RecBoleDisError
+from recbole_disentangle.quick_start import run
+from recbole_disentangle.registry import available_models
 
 # Exit code of a sweep with trials left to run (Ctrl+C, --time_budget): its results are partial.
 SWEEP_INTERRUPTED = 3
@@ -21,9 +26,6 @@ Precedence, lowest first: RecBole defaults < properties/overall.yaml < propertie
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from recbole_disentangle.data.dataset import known_datasets
-    from recbole_disentangle.registry import available_models
-
     parser = argparse.ArgumentParser(
         prog="run_recbole_dis.py",
         description="Train and evaluate a model of recbole-disentangle or of RecBole on an atomic data set.",
@@ -89,8 +91,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_sweep_command(args, settings: list[str]) -> int:
     """``--tune`` / ``--resume_sweep``: the sweep, its summary printed; ray is imported here only."""
-    from recbole_disentangle.config import parse_cmd_args
-    from recbole_disentangle.tuning import resume_sweep, run_sweep
+    from recbole_disentangle.tuning import resume_sweep, run_sweep  # imports ray: the 'tune' extra
 
     ray_init = {"address": args.ray_address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus,
                 "object_store_memory": args.object_store_memory}
@@ -148,9 +149,6 @@ def main(argv: list[str] | None = None) -> int:
             print("run_recbole_dis.py: the sweep was interrupted before its summary was written; resume it "
                   "with the --resume_sweep command it printed when it started.", file=sys.stderr)
             return SWEEP_INTERRUPTED
-    from recbole_disentangle.console import Console
-    from recbole_disentangle.quick_start import run
-
     console = Console("quiet" if args.quiet else "verbose" if args.verbose else "normal")
     try:
         result = run(

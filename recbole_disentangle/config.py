@@ -18,19 +18,9 @@ from recbole.utils import ModelType
 
 from recbole_disentangle import registry
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.evaluation.protocols import protocol_of
+from recbole_disentangle.paths import properties_dir  # noqa: F401  (also imported from here)
 from recbole_disentangle.settings import check_general_settings, check_unknown_keys
-
-
-def properties_dir() -> Path:
-    """The ``properties/`` folder, in an installed wheel or in a source checkout.
-
-    A wheel maps the top-level ``properties/`` into the package (see pyproject.toml); an editable
-    install or a plain checkout finds it beside the package.
-    """
-    packaged = Path(__file__).resolve().parent / "properties"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "properties"
 
 
 def _yaml_loader() -> type:
@@ -169,9 +159,6 @@ class Config(RecBoleConfig):
             # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
             raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
                               f"lists each setting's values).") from None
-        # Imported here: the protocols read data modules, one of which (the features command) reads this one.
-        from recbole_disentangle.evaluation.protocols import protocol_of
-
         # A misspelt key first: it may be why a setting below has its default and fails.
         check_unknown_keys(self, strict)
         check_general_settings(self)
@@ -335,10 +322,11 @@ def plain_config(config: Config) -> dict:
 
 
 def model_yaml_files(model: str) -> list[Path]:
-    """``properties/model/<Model>.yaml`` of ``model``, after those of the plugin models its class
+    """``properties/model/<Model>.yaml`` of ``model`` (or the file given to
+    :func:`~recbole_disentangle.registry.register_model`), after those of the plugin models its class
     derives from (:func:`recbole_disentangle.registry.plugin_lineage`): later files win."""
     names = registry.plugin_lineage(model) or [model]
-    return [properties_dir() / "model" / f"{name}.yaml" for name in names]
+    return [registry.registered_yaml_file(name) or properties_dir() / "model" / f"{name}.yaml" for name in names]
 
 
 def model_defaults(model: str) -> dict:

@@ -23,6 +23,7 @@ import time
 
 import yaml
 
+from recbole_disentangle.config import to_plain
 from recbole_disentangle.evaluation.protocols import protocol_of
 
 VERBOSITIES = ("quiet", "normal", "verbose")
@@ -79,8 +80,6 @@ def format_epoch_line(epoch: int, epochs: int, loss, metric: str | None = None, 
 
 def format_value(value, limit: int = 70) -> str:
     """A setting's value as the user would write it in YAML, cut at ``limit`` characters."""
-    from recbole_disentangle.config import to_plain
-
     text = yaml.safe_dump(to_plain(value), default_flow_style=True, width=10**6).strip()
     if text.endswith("\n..."):
         text = text[: -len("\n...")]

@@ -19,7 +19,8 @@ def matplotlib_available() -> bool:
     return True
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend, imported when a figure is drawn (an optional extra)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: training machines and CI have none
@@ -32,7 +33,7 @@ def learning_curve(path, train_losses: list[tuple[int, float]], valid_scores: li
                    bigger: bool = True, title: str = "") -> Path:
     """Training loss and validation metric per epoch, one panel each; ``(epoch index, value)``
     pairs as RecBole counts epochs (from 0), drawn from 1 as the console counts them."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, (loss_ax, valid_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -65,7 +66,7 @@ def metric_bars(path, title: str, metrics: list[str], labels: list[str], means: 
                 reference: dict[str, list[float | None]] | None = None) -> Path:
     """One panel per metric, one horizontal bar per model with its error bar, and the paper's value
     (``reference``) as a black mark where one exists. ``means``/``errors``/``reference``: metric -> per label."""
-    plt = _pyplot()
+    plt = pyplot()
     shown = [short_label(label) for label in labels]
     height = 0.9 + 0.38 * len(labels)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 0.12 * max(map(len, shown)), height),
@@ -91,7 +92,7 @@ def metric_bars(path, title: str, metrics: list[str], labels: list[str], means: 
 
 def speed_bars(path, title: str, labels: list[str], seconds_per_epoch: list[float], peak_memory_mb: list[float]) -> Path:
     """Seconds per training epoch and peak memory, one bar per model."""
-    plt = _pyplot()
+    plt = pyplot()
     shown = [short_label(label) for label in labels]
     fig, (time_ax, memory_ax) = plt.subplots(1, 2, figsize=(7 + 0.12 * max(map(len, shown)), 0.9 + 0.38 * len(labels)),
                                              sharey=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from recbole.utils import init_logger, init_seed, set_color
 
-from recbole_disentangle import compat, registry
+from recbole_disentangle import compat, figures, registry
 from recbole_disentangle.checkpoint import load_checkpoint
 from recbole_disentangle.config import Config
 from recbole_disentangle.console import Console
@@ -140,27 +140,64 @@ def run(
     """
     compat.filter_known_warnings()
     config = Config(model, dataset, config_file_list, config_dict, cmd_args, strict=strict)
+    run_log = start_run_log(config, console)
+    dataset_obj, train_data, valid_data, test_data, model_obj = build(config, prepared_dataset)
+    log_data_and_model(config, console, dataset_obj, train_data, valid_data, test_data, model_obj)
+    trainer = prepare_trainer(config, model_obj, resume_file, console)
+    training = fit_model(trainer, config, train_data, valid_data, saved, callback_fn)
+    test_result, test_per_user = evaluate_best_model(trainer, config, test_data, saved)
+    getLogger().info(set_color("best valid ", "yellow") + f": {training.best_valid_result}")
+    getLogger().info(set_color("test result", "yellow") + f": {test_result}")
+    model_report = report_of(model_obj)
+    return run_result(config, trainer, training, test_result, test_per_user, model_report, run_log, saved)
+
+
+@dataclass
+class Training:
+    """What ``fit_model`` leaves besides the trained model: the best validation score and result, the
+    learning curve and how long fitting took."""
+
+    best_valid_score: float
+    best_valid_result: dict | None
+    valid_scores: list[tuple[int, float]]  # (epoch, validation metric): the learning curve
+    fit_seconds: float
+
+
+def start_run_log(config: Config, console: Console | None) -> RunLog:
+    """The run's log file; with a console, the console takes RecBole's console output over."""
     run_log = init_run_logger(config)
-    logger = getLogger()
     if console is not None:
         console.take_over(run_log.console_handler)
         console.start(config, run_log.log_file)
-    logger.info(config)
+    getLogger().info(config)
+    return run_log
 
-    dataset_obj, train_data, valid_data, test_data, model_obj = build(config, prepared_dataset)
-    logger.info(dataset_obj)
-    logger.info(model_obj)
+
+def log_data_and_model(config, console, dataset, train_data, valid_data, test_data, model) -> None:
+    """The data set and the model in the log file, and the one line on the data for a person."""
+    logger = getLogger()
+    logger.info(dataset)
+    logger.info(model)
     if console is not None:
-        console.data(config, dataset_obj, train_data, valid_data, test_data, model_obj)
+        console.data(config, dataset, train_data, valid_data, test_data, model)
 
-    trainer = get_trainer(config, model_obj)
+
+def prepare_trainer(config, model, resume_file: str | None, console: Console | None):
+    """The model's trainer, resumed from ``resume_file`` if given, reporting epochs to ``console``."""
+    trainer = get_trainer(config, model)
     if resume_file:
         trainer.resume_checkpoint(resume_file)
     if console is not None:
         console.start_training(trainer, config)
         trainer.epoch_listener = console.epoch_done
+    return trainer
+
+
+def fit_model(trainer, config, train_data, valid_data, saved: bool, callback_fn=None) -> Training:
+    """RecBole's ``fit``, recording every validation score for the learning curve before
+    ``callback_fn`` (a Ray Tune trial's report) sees it."""
     started = time.perf_counter()
-    valid_scores: list[tuple[int, float]] = []  # (epoch, validation metric): the learning curve
+    valid_scores: list[tuple[int, float]] = []
 
     def after_validation(epoch_idx, valid_score):
         valid_scores.append((int(epoch_idx), float(valid_score)))
@@ -170,20 +207,31 @@ def run(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=after_validation
     )
-    fit_seconds = time.perf_counter() - started
+    return Training(best_valid_score, best_valid_result, valid_scores, time.perf_counter() - started)
+
+
+def evaluate_best_model(trainer, config, test_data, saved: bool) -> tuple[dict, dict | None]:
+    """The test result of the best model (the last one without ``saved``), and the per-user metrics."""
     trainer.last_per_user = None
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     # Protocols that keep them (the paper protocol): every test user's metrics (internal user ids,
     # the same for every model on the same data set and seed), so that runs can be compared user by user.
     test_per_user = trainer.last_per_user if protocol_of(config).keeps_per_user else None
+    return test_result, test_per_user
 
-    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
-    logger.info(set_color("test result", "yellow") + f": {test_result}")
-    # Numbers a model reports about itself after training (AD-DRL: attribute accuracy of the
-    # best model, which ``evaluate`` has just loaded into ``model_obj``).
-    model_report = model_obj.report() if callable(getattr(model_obj, "report", None)) else {}
+
+def report_of(model) -> dict:
+    """Numbers a model reports about itself after training (AD-DRL: attribute accuracy of the
+    best model, which ``evaluate_best_model`` has just loaded into ``model``); empty for models without any."""
+    model_report = model.report() if callable(getattr(model, "report", None)) else {}
     if model_report:
-        logger.info(set_color("model report", "yellow") + f": {model_report}")
+        getLogger().info(set_color("model report", "yellow") + f": {model_report}")
+    return model_report
+
+
+def run_result(config, trainer, training: Training, test_result, test_per_user, model_report: dict,
+               run_log: RunLog, saved: bool) -> dict:
+    """What :func:`run` returns (see there); draws the learning curve beside the log file."""
     epochs_run = max(len(trainer.train_loss_dict), 1)
     train_losses = [float(trainer.train_loss_dict[e]) for e in sorted(trainer.train_loss_dict)]
     tensorboard = getattr(trainer, "tensorboard", None)
@@ -195,32 +243,30 @@ def run(
         # Under the paper protocol, models that are not trained on user batches (they need a
         # user id) also train on the held-out users' fold-in part: results must say so.
         "trained_on_user_batches": trains_on_user_batches(config),
-        "best_valid_score": float(best_valid_score),
+        "best_valid_score": float(training.best_valid_score),
         "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": dict(best_valid_result or {}),
+        "best_valid_result": dict(training.best_valid_result or {}),
         "test_result": dict(test_result or {}),
         "model_file": trainer.saved_model_file if saved else None,
         "last_model_file": trainer.last_model_file if saved else None,  # resume from here: --resume
         "epochs": len(trainer.train_loss_dict),
         "train_losses": train_losses,
         "valid_metric": config["valid_metric"],
-        "valid_scores": valid_scores,
+        "valid_scores": training.valid_scores,
         "seconds_per_epoch": trainer.train_seconds / epochs_run,
-        "fit_seconds": fit_seconds,
+        "fit_seconds": training.fit_seconds,
         "model_report": model_report,
         "test_per_user": test_per_user,
         "log_file": run_log.log_file,
         "tensorboard_dir": getattr(tensorboard, "log_dir", None),
         "learning_curve": draw_learning_curve(run_log.log_file, config, sorted(trainer.train_loss_dict.items()),
-                                              valid_scores),
+                                              training.valid_scores),
     }
 
 
 def draw_learning_curve(log_file: str | None, config, train_losses: list[tuple], valid_scores: list[tuple]) -> str | None:
     """The learning-curve PNG beside the log file (``X.log`` -> ``X.curve.png``); None without
     matplotlib (the ``analysis`` extra) or a log file."""
-    from recbole_disentangle import figures
-
     if log_file is None or not train_losses or not figures.matplotlib_available():
         if log_file is not None and not figures.matplotlib_available():
             getLogger().info("No learning curve drawn: matplotlib is not installed (pip install recbole-disentangle[analysis]).")

@@ -12,11 +12,13 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from recbole_disentangle import compat
 from recbole_disentangle.errors import ConfigError
 
-# Public model name -> "module:Class". Names may contain characters a class name cannot
-# (SEM-MacridVAE), so the table, not the class name, is the source of truth.
-PLUGIN_MODELS: dict[str, str] = {
+# Public model name -> "module:Class" (or the class itself, for a model given to
+# :func:`register_model`). Names may contain characters a class name cannot (SEM-MacridVAE), so
+# the table, not the class name, is the source of truth.
+PLUGIN_MODELS: dict[str, str | type] = {
     "MacridVAE": "recbole_disentangle.model.macridvae:MacridVAE",
     "AD-DRL": "recbole_disentangle.model.addrl:ADDRL",
     "VBPR": "recbole_disentangle.model.vbpr:VBPR",
@@ -25,6 +27,11 @@ PLUGIN_MODELS: dict[str, str] = {
 
 RECBOLE_PREFIX = "RecBole"
 
+# The defaults file of each model given to register_model with one (name -> YAML path); the
+# package's own models have theirs in properties/model/<Name>.yaml (config.model_yaml_files).
+_REGISTERED_YAML: dict[str, Path] = {}
+_BUILT_IN = frozenset(PLUGIN_MODELS)
+
 _RECBOLE_MODEL_PACKAGES = (
     "general_recommender",
     "context_aware_recommender",
@@ -32,6 +39,38 @@ _RECBOLE_MODEL_PACKAGES = (
     "knowledge_aware_recommender",
     "exlib_recommender",
 )
+
+
+def register_model(name: str, model_class: type, yaml_file: str | Path | None = None) -> type:
+    """Make ``model_class`` selectable as ``--model=<name>`` from outside the package (a test's
+    toy model, a user's own model), as a plugin model: it subclasses a RecBole model class and
+    :class:`~recbole_disentangle.model.base.ModelHooks`, and reads its hyper-parameters from
+    ``config``. ``yaml_file``: its defaults, layered where ``properties/model/<name>.yaml`` would be.
+    A built-in model's name cannot be taken; registering a name again replaces the earlier one.
+    """
+    if name in _BUILT_IN or _is_recbole_name(name):
+        raise ValueError(f"register_model: the name '{name}' is taken by a model of this package or RecBole's.")
+    PLUGIN_MODELS[name] = model_class
+    _REGISTERED_YAML.pop(name, None)
+    if yaml_file is not None:
+        _REGISTERED_YAML[name] = Path(yaml_file)
+    return model_class
+
+
+def unregister_model(name: str) -> None:
+    """Undo :func:`register_model` (the package's own models stay)."""
+    if name not in _BUILT_IN:
+        PLUGIN_MODELS.pop(name, None)
+        _REGISTERED_YAML.pop(name, None)
+
+
+def registered_yaml_file(name: str) -> Path | None:
+    """The defaults file given to :func:`register_model` for ``name``; None otherwise."""
+    return _REGISTERED_YAML.get(name)
+
+
+def _is_recbole_name(name: str) -> bool:
+    return name in recbole_model_names() or recbole_base_name(name) != name
 
 
 def is_plugin_model(name: str) -> bool:
@@ -81,13 +120,14 @@ def available_models() -> list[str]:
 def get_model(name: str) -> type:
     """The model class for ``name`` (plugin first), or a ConfigError listing the known names."""
     if name in PLUGIN_MODELS:
-        module_name, class_name = PLUGIN_MODELS[name].split(":")
+        target = PLUGIN_MODELS[name]
+        if isinstance(target, type):
+            return target
+        module_name, class_name = target.split(":")
         return getattr(importlib.import_module(module_name), class_name)
     base = recbole_base_name(name)
     if base in recbole_model_names():
         from recbole.utils import get_model as recbole_get_model
-
-        from recbole_disentangle import compat
 
         compat.apply()  # RecBole's graph models call a SciPy method removed since RecBole 1.2.1
         return recbole_get_model(base)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.paths import properties_dir
 
 # Keys RecBole's or this package's code reads although no YAML file sets them: filled in by
 # RecBole's Config itself (MODEL_TYPE, device, ...), set by distributed runs (nproc, ...), or
@@ -56,8 +57,6 @@ def known_keys() -> frozenset[str]:
     values are search spaces, their keys settings that are known anyway), and :data:`CODE_ONLY_KEYS`."""
     import recbole
     from recbole.utils import argument_list
-
-    from recbole_disentangle.config import properties_dir
 
     keys = set(CODE_ONLY_KEYS)
     keys |= _yaml_keys(Path(recbole.__file__).parent / "properties", skip=("url.yaml", "kg_url.yaml"))
@@ -112,6 +111,8 @@ GENERAL_RULES = {
     "stopping_step": (lambda v: _is_int(v) and v >= 0,
                       "it must be an integer >= 0 (evaluations without improvement before training stops)"),
     "eval_step": (lambda v: _is_int(v) and v >= 0, "it must be an integer >= 0 (epochs between validations)"),
+    "eval_memory_budget_mb": (lambda v: _is_number(v) and v > 0,
+                              "it must be a number of MB > 0 (the largest block evaluation scoring keeps alive)"),
     "seed": (lambda v: _is_int(v), "it must be an integer"),
     "topk": (lambda v: (_is_int(v) and v >= 1) or (isinstance(v, list) and v and all(_is_int(k) and k >= 1 for k in v)),
              "it must be a positive integer or a list of them, e.g. [10, 20]"),

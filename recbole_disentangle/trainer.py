@@ -22,6 +22,8 @@ from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
 from recbole_disentangle.config import load_yaml_file, model_defaults, plain_config, to_plain
 from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.evaluation.protocols import protocol_of
+from recbole_disentangle.optim import RowSparseAdam
+from recbole_disentangle.model.base import evaluation_pass
 
 
 def _plain_number(value):
@@ -47,6 +49,20 @@ class SafeCheckpointMixin:
         # same second (parallel sweeps, benchmarks) would overwrite each other's file.
         stem = Path(self.saved_model_file).stem
         self.saved_model_file = str(Path(self.checkpoint_dir) / f"{stem}-{uuid.uuid4().hex[:6]}.pth")
+
+    def _build_optimizer(self, **kwargs):
+        """RecBole's optimizer, except for a model with ``row_sparse_parameters`` (MacridVAE with
+        sampled softmax): RecBole's Adam for its other parameters and a row-wise Adam for those
+        tables (optim.RowSparseAdam), so a step updates only the rows it touched."""
+        tables = getattr(self.model, "row_sparse_parameters", None)
+        tables = tables() if callable(tables) and "params" not in kwargs else []
+        if not tables:
+            return super()._build_optimizer(**kwargs)
+        table_ids = {id(table) for table in tables}
+        dense = [p for p in self.model.parameters() if id(p) not in table_ids]
+        weight_decay = kwargs.get("weight_decay", self.weight_decay)
+        return RowSparseAdam(super()._build_optimizer(params=dense, **kwargs), tables,
+                             lr=kwargs.get("learning_rate", self.learning_rate), weight_decay=weight_decay)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         started = time.perf_counter()
@@ -191,7 +207,11 @@ class SafeCheckpointMixin:
             raise CheckpointError(conflict)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (ValueError, KeyError) as err:  # another optimizer's state (e.g. full vs sampled softmax)
+            raise CheckpointError(f"Cannot resume from {resume_file}: its optimizer state does not fit this run's "
+                                  f"optimizer ({err}). Resume with the checkpoint's settings.") from None
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None and checkpoint.get("scheduler") is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
@@ -209,11 +229,13 @@ class SafeCheckpointMixin:
             return None
         if load_best_model:
             self.load_best_model(model_file)
-        evaluation = protocol_of(self.config).evaluate(self.model, eval_data, self.device)
-        if evaluation is not None:  # the protocol's own metrics (the paper protocol's)
-            self.last_per_user = evaluation.per_user
-            return evaluation.result
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        # One pass: a model computes its item side once for all batches (dropped when it ends).
+        with evaluation_pass(self.model):
+            evaluation = protocol_of(self.config).evaluate(self.model, eval_data, self.device)
+            if evaluation is not None:  # the protocol's own metrics (the paper protocol's)
+                self.last_per_user = evaluation.per_user
+                return evaluation.result
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
 
 LAST_SUFFIX = ".last.pth"

@@ -52,3 +52,29 @@ def test_training_resumes_from_a_checkpoint(workdir):
     assert resumed["epochs"] == 2  # epochs 2 and 3 only
     # It continues from the trained weights: its first epoch's loss is below the fresh run's.
     assert resumed["train_losses"][0] < first["train_losses"][0]
+
+
+@pytest.mark.parametrize("imports_first", ["recbole_disentangle.quick_start", "recbole.quick_start"])
+def test_recboles_own_loader_refuses_a_package_checkpoint_naming_ours(tmp_path, imports_first):
+    """recbole.quick_start.load_data_and_model failed with an AttributeError deep in its logger; with
+    this package imported it names the loader that reads the file. In a fresh process, with either
+    package imported first, as a user's script would."""
+    import subprocess
+    import sys
+
+    save_checkpoint(tmp_path / "ours.pth", state_dict={}, config={"model": "MacridVAE", "dataset": "ml-100k"})
+    torch.save({"state_dict": {}, "config": {}}, tmp_path / "recboles.pth")
+    script = (
+        f"import sys, {imports_first}, recbole_disentangle.checkpoint\n"
+        "from recbole.quick_start import load_data_and_model\n"
+        "from recbole_disentangle.errors import CheckpointError\n"
+        "try:\n    load_data_and_model(sys.argv[1])\nexcept CheckpointError as err:\n    print('REFUSED', err)\n"
+        "try:\n    load_data_and_model(sys.argv[2])\nexcept CheckpointError:\n    print('WRONGLY REFUSED')\n"
+        "except Exception as err:\n    print('RECBOLE', type(err).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ours.pth"), str(tmp_path / "recboles.pth")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    out = done.stdout
+    assert "REFUSED" in out and "recbole_disentangle.quick_start.load_data_and_model" in out, done.stderr[-2000:]
+    # RecBole's own files still go to RecBole's code (which fails on this empty stand-in in its own way).
+    assert "WRONGLY REFUSED" not in out and "RECBOLE" in out, done.stderr[-2000:]

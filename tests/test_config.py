@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from recbole_disentangle import config as config_module
+from recbole_disentangle import settings as settings_module
 from recbole_disentangle.config import Config, parse_cmd_args
 from recbole_disentangle.errors import ConfigError
 
@@ -24,6 +25,10 @@ def test_each_layer_overrides_the_one_below(tmp_path, monkeypatch):
     first = write(tmp_path / "first.yaml", "d: file1\ne: file1\n")
     second = write(tmp_path / "second.yaml", "e: file2\n")
     monkeypatch.setattr(config_module, "properties_dir", lambda: props)
+    monkeypatch.setattr(settings_module, "properties_dir", lambda: props)  # the keys it knows
+    # known_keys() caches what properties_dir() holds: not these fake properties (the cache would
+    # outlive the patch and make every shipped key unknown to the tests after this one).
+    monkeypatch.setattr(settings_module, "known_keys", settings_module.known_keys.__wrapped__)
 
     config = Config("BPR", "ml-100k", config_file_list=[str(first), str(second)], cmd_args=["--e=cmd"])
     assert [config[k] for k in "abcde"] == ["overall", "model", "dataset", "file1", "cmd"]

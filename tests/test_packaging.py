@@ -49,3 +49,16 @@ def test_install_metadata_says_what_works():
         if alg in needs:
             assert any(req.startswith(needs[alg]) for reqs in extras.values() for req in reqs), alg
     assert {"tpe", "hyperopt"} <= set(extras) and "hyperopt" in extras["test"][1]
+
+
+def test_the_analysis_package_imports_without_the_analysis_extra():
+    """matplotlib is optional (the analysis extra): AD-DRL's explanations and MacridVAE's control live
+    in the analysis package and must import without it; only drawing a picture needs it."""
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.modules['matplotlib'] = None  # as if not installed\n"
+              "import recbole_disentangle.analysis, recbole_disentangle.analysis.control\n"
+              "from recbole_disentangle.analysis.control import explain_factors, rerank_by_factors\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -61,6 +61,25 @@ def test_an_interrupted_then_resumed_run_ends_with_the_uninterrupted_weights(tin
 
 
 @pytest.mark.slow
+def test_a_resumed_sampled_softmax_run_restores_its_row_wise_adam(tiny):
+    """Sampled softmax trains h and t with RowSparseAdam (two optimizers' states in one dict):
+    resuming restores both, so the weights end as the uninterrupted run's."""
+    settings = {**tiny, "sampled_negatives": 10, "epochs": 3}
+    whole = run("MacridVAE", "tiny", config_dict={**settings, "checkpoint_dir": "whole"})
+    with pytest.raises(Interrupt):
+        run("MacridVAE", "tiny", config_dict={**settings, "checkpoint_dir": "parts"}, callback_fn=interrupt_after(0))
+    (last,) = Path("parts").glob("*.last.pth")
+    optimizer = load_checkpoint(last)["optimizer"]  # weights_only=True
+    assert set(optimizer) == {"dense", "rows"} and optimizer["rows"]["state"]
+    resumed = run("MacridVAE", "tiny", config_dict={**settings, "checkpoint_dir": "parts"}, resume_file=str(last))
+    assert resumed["train_losses"] == whole["train_losses"][1:]
+    final_whole = load_checkpoint(last_checkpoint_path(whole["model_file"]))["state_dict"]
+    final_resumed = load_checkpoint(last)["state_dict"]
+    for name, tensor in final_whole.items():
+        assert torch.equal(tensor, final_resumed[name]), name
+
+
+@pytest.mark.slow
 def test_resuming_a_run_that_stopped_early_trains_no_further(tiny):
     settings = {**tiny, "epochs": 30, "stopping_step": 0, "checkpoint_dir": "stop"}
     first = run("MacridVAE", "tiny", config_dict=settings)

@@ -6,6 +6,7 @@ import argparse
 import sys
 import warnings
 
+from recbole_disentangle.analysis import AnalysisWarning, analyse
 from recbole_disentangle.errors import RecBoleDisError
 
 
@@ -59,8 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     if (args.control_dim is None) != (args.control_delta is None):
         print("error: --control_dim and --control_delta go together.", file=sys.stderr)
         return 2
-    from recbole_disentangle.analysis import AnalysisWarning, analyse
-
     try:
         with warnings.catch_warnings():
             # the summary below says it louder, once, where the user looks

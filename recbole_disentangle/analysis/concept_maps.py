@@ -19,15 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.manifold import TSNE
 
-matplotlib.use("Agg")  # files only, never a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-
-from recbole_disentangle.evaluation.disentanglement import comparable_space  # noqa: E402
+from recbole_disentangle.evaluation.disentanglement import comparable_space
+# matplotlib (the analysis extra) is imported when a picture is drawn, so that the rest of the
+# analysis package (AD-DRL's explanations, MacridVAE's control) works without it.
+from recbole_disentangle.figures import pyplot
 
 FIGSIZE = (9.5, 7.5)
 DPI = 110
@@ -36,6 +35,7 @@ MAX_LEGEND = 20
 
 def palette(n: int) -> list:
     """n distinct colours; palette(n)[:m] == palette(m), so concept k has one colour in every picture."""
+    plt = pyplot()
     base = [plt.get_cmap("tab10")(i) for i in range(10)]
     base += [plt.get_cmap("tab20")(i) for i in range(1, 20, 2)]  # the light shades of the same hues
     base += [plt.get_cmap("tab20b")(i) for i in range(20)]
@@ -74,6 +74,7 @@ def matched_colours(concepts: np.ndarray, categories: np.ndarray, n_concepts: in
 
 
 def _finish(ax, title: str, path: Path, legend_title: str) -> None:
+    plt = pyplot()
     ax.set_title(title, fontsize=13)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -101,6 +102,7 @@ def draw(
     ``concept_labels``: one legend entry per concept (:func:`.concepts.legend_label`); default
     "concept k (size)".
     """
+    plt = pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     colours = palette(n_concepts)
@@ -159,6 +161,7 @@ def draw(
 
 def draw_traversal(path: str | Path, values, titles, factor=None, factor_name: str = "", title: str = "") -> str:
     """A strip of the traversal: h_j per step, the items' titles under the steps (and a planted factor if given)."""
+    plt = pyplot()
     import textwrap
 
     steps = np.arange(1, len(values) + 1)

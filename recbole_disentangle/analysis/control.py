@@ -19,6 +19,12 @@ concept (``item_concept``: the mode of p(c_i)). The two agree with a one-hot tes
 Concept and dimension numbers are checked (:func:`check_concept`, :func:`check_dimension`): a
 negative or too large one is a ConfigError naming the valid range, never a silent wrap-around
 of numpy's negative indexing.
+
+AD-DRL (a sum of per-factor terms, s_ui = sum_k softplus(<u_k / ||u_k||, f_ik>)) is explained and
+controlled here too, through the model's ``all_factor_scores``, ``fuse``, ``modality_chunks`` and
+``factor_names``: :func:`explain_factors` gives each factor's share of a score,
+:func:`modality_weights` the modalities' part in each fused factor, and :func:`rerank_by_factors`
+re-ranks after the user scales factors up or down.
 """
 
 from __future__ import annotations
@@ -150,3 +156,44 @@ def controlled(
     after = recommend(model, user, topk, z=adjusted, concept_weights=concept_weights)
     changed = len({r.item for r in after} - {r.item for r in before})
     return {"before": before, "after": after, "changed": changed}
+
+
+# ---- AD-DRL: factors tied to attributes ---------------------------------------------------
+@torch.no_grad()
+def explain_factors(model, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Each factor's share of s_ui, (B, n, K), rows summing to 1; ``items`` (n,) for every user.
+
+    ``model.factor_names[k]`` names factor k (its attribute, or ``free<k>``): a share of 0.6
+    on ``brand`` says the item was recommended mainly for its brand.
+    """
+    terms = model.all_factor_scores(users, items)
+    return terms / terms.sum(-1, keepdim=True)
+
+
+@torch.no_grad()
+def modality_weights(model, items: torch.Tensor) -> torch.Tensor:
+    """alpha (n, K, M): how much each modality (``model.modalities``) makes each fused factor."""
+    return model.fuse(model.modality_chunks(items))[1]
+
+
+@torch.no_grad()
+def rerank_by_factors(model, users: torch.Tensor, factor_weights, k: int = 10, exclude_history: bool = True):
+    """Top-k (scores, items) under s_ui = sum_k w_k softplus(<u_k, f_ik>).
+
+    ``factor_weights``: (K,) for all users, (B, K) per user, or a dict {factor name: weight}
+    (unnamed factors keep 1). Training items and the padding item are never recommended
+    when ``exclude_history``.
+    """
+    if isinstance(factor_weights, dict):
+        unknown = set(factor_weights) - set(model.factor_names)
+        if unknown:
+            raise ValueError(f"unknown factor(s) {sorted(unknown)}; factors: {model.factor_names}")
+        factor_weights = [float(factor_weights.get(name, 1.0)) for name in model.factor_names]
+    weights = torch.as_tensor(factor_weights, dtype=torch.float32, device=users.device)
+    scores = (model.all_factor_scores(users) * weights.view(-1, 1, model.kfac)).sum(-1)  # (B, n_items)
+    scores[:, 0] = -torch.inf
+    if exclude_history:
+        block = model.history[users.cpu().numpy()]
+        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(block.indices).long().to(scores.device)] = -torch.inf
+    return torch.topk(scores, k, dim=1)

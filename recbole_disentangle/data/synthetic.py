@@ -94,6 +94,38 @@ def generate(
     and its length must equal ``n_concepts``. ``None`` (the default) = ``items_per_concept`` each,
     drawn exactly as before the option existed (same seed, same bytes).
     """
+    sizes, widths = checked_sizes_and_widths(n_concepts, items_per_concept, concept_sizes, n_factors, n_users,
+                                             min_concepts, max_concepts, min_interactions, factor_width, noise)
+    n_items = sum(sizes)
+    max_n = min(n_items, int(interactions_per_user * 3) + min_interactions)
+    # One generator for every draw, in this order (items, users, adoptions, tokens): a seed fixes
+    # the data set byte for byte, so the steps below must keep drawing in the same sequence.
+    rng = np.random.default_rng(seed)
+
+    item_concept = np.repeat(np.arange(n_concepts), sizes)
+    item_factors = rng.random((n_items, n_factors))
+    member, weights, preferred = draw_users(rng, n_users, n_concepts, n_factors, min_concepts, max_concepts)
+    probs = adoption_probabilities(item_factors, item_concept, weights, preferred, widths, noise)
+    users, items, order = draw_adoptions(rng, probs, interactions_per_user, min_interactions, max_n)
+
+    item_tokens = rng.permutation(n_items) + 1
+    user_tokens = rng.permutation(n_users) + 1
+    return PlantedData(
+        users=users,
+        items=items,
+        order=order,
+        item_concept=item_concept,
+        item_factors=item_factors,
+        user_concepts=[np.flatnonzero(row).tolist() for row in member],
+        item_tokens=item_tokens,
+        user_tokens=user_tokens,
+    )
+
+
+def checked_sizes_and_widths(n_concepts, items_per_concept, concept_sizes, n_factors, n_users, min_concepts,
+                             max_concepts, min_interactions, factor_width, noise) -> tuple[list[int], np.ndarray]:
+    """Items per concept and the kernel width per factor, after checking every knob of :func:`generate`;
+    a ValueError saying which knob is wrong otherwise."""
     if concept_sizes is not None:
         sizes = [int(n) for n in concept_sizes]
         if len(sizes) != n_concepts or min(sizes) < 1:
@@ -115,16 +147,15 @@ def generate(
     if widths.shape != (n_factors,) or (widths <= 0).any():
         raise ValueError(f"factor_width = {factor_width}: need one width > 0, or one per factor ({n_factors}).")
     sizes = [items_per_concept] * n_concepts if concept_sizes is None else sizes
-    n_items = sum(sizes)
-    max_n = min(n_items, int(interactions_per_user * 3) + min_interactions)
-    if min_interactions > n_items:
-        raise ValueError(f"min_interactions = {min_interactions} exceeds the {n_items} items.")
-    rng = np.random.default_rng(seed)
+    if min_interactions > sum(sizes):
+        raise ValueError(f"min_interactions = {min_interactions} exceeds the {sum(sizes)} items.")
+    return sizes, widths
 
-    item_concept = np.repeat(np.arange(n_concepts), sizes)
-    item_factors = rng.random((n_items, n_factors))
 
-    # Users: which concepts, with which weights, and where in factor space.
+def draw_users(rng: np.random.Generator, n_users: int, n_concepts: int, n_factors: int, min_concepts: int,
+               max_concepts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2 of the story: which concepts each user mixes (``member``, (N, K) bool), with which
+    weights w_u ((N, K), zero outside ``member``), and where in factor space (p_uk, (N, K, F))."""
     n_mixed = rng.integers(min_concepts, max_concepts + 1, size=n_users)
     chosen = np.argsort(rng.random((n_users, n_concepts)), axis=1)  # a random permutation per user
     mixes = np.arange(n_concepts)[None, :] < n_mixed[:, None]  # keep the first n_mixed of it
@@ -133,15 +164,25 @@ def generate(
     weights = rng.dirichlet(np.ones(n_concepts), size=n_users) * member
     weights /= weights.sum(axis=1, keepdims=True)
     preferred = rng.random((n_users, n_concepts, n_factors))  # p_uk (only the mixed k matter)
+    return member, weights, preferred
 
-    # P_u(i) for every user and item at once: (N, M).
+
+def adoption_probabilities(item_factors: np.ndarray, item_concept: np.ndarray, weights: np.ndarray,
+                           preferred: np.ndarray, widths: np.ndarray, noise: float) -> np.ndarray:
+    """P_u(i) of step 3 for every user and item at once: (N, M)."""
+    n_users, n_concepts = weights.shape
     offsets = item_factors[None, :, :] - preferred[:, item_concept, :]
     kernel = np.exp(-(offsets**2 / (2 * widths**2)).sum(-1))
     per_concept = np.zeros((n_users, n_concepts))
     np.add.at(per_concept.T, item_concept, kernel.T)  # sum_j in concept k of kern, per user
-    probs = (1 - noise) * weights[:, item_concept] * kernel / per_concept[:, item_concept] + noise / n_items
+    return (1 - noise) * weights[:, item_concept] * kernel / per_concept[:, item_concept] + noise / len(item_concept)
 
-    # n_u distinct items per user, without replacement: Gumbel top-n_u of ln P_u(i).
+
+def draw_adoptions(rng: np.random.Generator, probs: np.ndarray, interactions_per_user: float,
+                   min_interactions: int, max_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n_u distinct items per user, without replacement (Gumbel top-n_u of ln P_u(i)): the user,
+    item and position in the user's sequence of every interaction, user by user."""
+    n_users, n_items = probs.shape
     counts = np.clip(rng.poisson(interactions_per_user, size=n_users), min_interactions, max_n)
     with np.errstate(divide="ignore"):  # noise = 0: ln 0 = -inf, never drawn (as wanted)
         keys = np.log(probs) - np.log(-np.log(rng.random(probs.shape)))
@@ -150,19 +191,7 @@ def generate(
     users = np.broadcast_to(np.arange(n_users)[:, None], ranked.shape)[take]
     items = ranked[take]
     order = np.broadcast_to(np.arange(n_items)[None, :], ranked.shape)[take]
-
-    item_tokens = rng.permutation(n_items) + 1
-    user_tokens = rng.permutation(n_users) + 1
-    return PlantedData(
-        users=users,
-        items=items,
-        order=order,
-        item_concept=item_concept,
-        item_factors=item_factors,
-        user_concepts=[np.flatnonzero(row).tolist() for row in member],
-        item_tokens=item_tokens,
-        user_tokens=user_tokens,
-    )
+    return users, items, order
 
 
 def write_atomic(data: PlantedData, out: str | Path, name: str = "planted", force: bool = False) -> Path:

@@ -52,12 +52,23 @@ def ranking_metrics(scores: torch.Tensor, targets: torch.Tensor,
     ``scores`` (B, n_items) with -inf where an item must not be ranked; ``targets`` (B, n_items)
     bool. The top items are found once, for the largest k (at most the number of items).
     """
-    parsed = [(name, *parse_metric(name)) for name in names]
-    n_targets = targets.sum(1).float()
-    k_max = min(max(k for _, _, k in parsed), scores.shape[1])
-    top = torch.topk(scores, k_max, dim=1).indices
-    hits = targets.gather(1, top).float()
-    return {name: RANKING_METRICS[metric](hits[:, : min(k, k_max)], n_targets) for name, metric, k in parsed}
+    top = top_items(scores, names)
+    return metrics_from_hits(targets.gather(1, top).float(), targets.sum(1).float(), names)
+
+
+def top_items(scores: torch.Tensor, names) -> torch.Tensor:
+    """The indices of the best-scored items, best first, (B, the largest k of ``names``, at most
+    the number of items): found once for every metric."""
+    k_max = min(max(parse_metric(name)[1] for name in names), scores.shape[1])
+    return torch.topk(scores, k_max, dim=1).indices
+
+
+def metrics_from_hits(hits: torch.Tensor, n_targets: torch.Tensor, names) -> dict[str, torch.Tensor]:
+    """Each metric of ``names`` for each user from ``hits`` (B, k_max) of :func:`top_items`'s ranking
+    and ``n_targets`` (B,): :func:`ranking_metrics` for callers that hold targets sparse."""
+    k_max = hits.shape[1]
+    return {name: RANKING_METRICS[metric](hits[:, : min(k, k_max)], n_targets)
+            for name, metric, k in ((name, *parse_metric(name)) for name in names)}
 
 
 def summarise(per_user: dict[str, torch.Tensor]) -> OrderedDict:

@@ -30,7 +30,8 @@ from recbole_disentangle.data.dataset import (
 )
 from recbole_disentangle.data.protocol import HeldOutUsers, configure_paper_settings, paper_split
 from recbole_disentangle.errors import ConfigError
-from recbole_disentangle.evaluation.metrics import ranking_metrics, summarise
+from recbole_disentangle.evaluation.metrics import metrics_from_hits, summarise, top_items
+from recbole_disentangle.model.base import evaluation_pass
 
 
 @dataclass
@@ -204,18 +205,47 @@ def per_user_metrics(model, held_out: HeldOutUsers, device, metrics=PaperProtoco
     Kept per user so that two models evaluated on the same users (same data set, same seed) can
     be compared pairwise: the paired difference has a far smaller standard error than the
     difference of two means when the users' difficulty varies as much as it does here.
+
+    One pass (the model's item side computed once, ``evaluation_pass``), in the batches of users
+    ``held_out`` gives (eval_batch_size // n_items); a batch's only dense (users, items) matrix is
+    its scores: fold-in and targets stay sparse.
     """
     model.eval()
     excluded = torch.as_tensor(np.concatenate([[0], held_out.excluded_items]), dtype=torch.long, device=device)
     collected: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
-    for rows in held_out.batches():
-        users = torch.as_tensor(held_out.users[rows], dtype=torch.long, device=device)
-        fold_in = held_out.fold_in[rows]
-        scores = held_out_scores(model, users, fold_in).float()
-        fold_in = fold_in.tocoo()
-        scores[torch.as_tensor(fold_in.row, dtype=torch.long, device=device), torch.as_tensor(fold_in.col, dtype=torch.long, device=device)] = float("-inf")
-        scores[:, excluded] = float("-inf")
-        targets = torch.as_tensor(held_out.targets[rows].toarray() > 0, device=device)
-        for name, values in ranking_metrics(scores, targets, metrics).items():
-            collected[name].append(values.cpu())
+    with evaluation_pass(model):
+        for rows in held_out.batches():
+            users = torch.as_tensor(held_out.users[rows], dtype=torch.long, device=device)
+            fold_in = held_out.fold_in[rows]
+            scores = held_out_scores(model, users, fold_in).float()
+            fold_in_users, fold_in_items = _nonzero(fold_in, device)
+            scores[fold_in_users, fold_in_items] = float("-inf")
+            scores[:, excluded] = float("-inf")
+            top = top_items(scores, metrics)
+            hits, n_targets = _target_hits(top, held_out.targets[rows], device)
+            for name, values in metrics_from_hits(hits, n_targets, metrics).items():
+                collected[name].append(values.cpu())
     return {name: torch.cat(values) for name, values in collected.items()}
+
+
+def _nonzero(rows: sp.csr_matrix, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of every distinct stored entry with a value > 0, as tensors on ``device``."""
+    rows = rows.tocsr(copy=True)
+    rows.sum_duplicates()
+    rows.data = (rows.data > 0).astype(np.int8)
+    rows.eliminate_zeros()
+    row = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    return (torch.as_tensor(row, dtype=torch.long, device=device),
+            torch.as_tensor(rows.indices, dtype=torch.long, device=device))
+
+
+def _target_hits(top: torch.Tensor, targets: sp.csr_matrix, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hits (B, k) 1.0 where ``top``'s item is a target, each user's number of targets (B,)), as
+    ``ranking_metrics`` derives them from a dense target matrix, here from sparse rows: a
+    (user, item) pair is matched by its key user * n_items + item."""
+    target_users, target_items = _nonzero(targets, device)
+    n_items = targets.shape[1]
+    rank_keys = torch.arange(len(top), device=device).unsqueeze(1) * n_items + top
+    hits = torch.isin(rank_keys, target_users * n_items + target_items).float()
+    n_targets = torch.bincount(target_users, minlength=len(top)).float()
+    return hits, n_targets

@@ -26,8 +26,10 @@ the k-th configured item attribute (price, popularity, brand, category, ...), th
   (``intra_weight``, ``inter_weight``, ``attribute_weight``, ``reg_weight``); a weight of 0 is
   the corresponding ablation.
 
-Explanations and control: :meth:`ADDRL.explain` gives each factor's share of a user's score of
-an item; :meth:`ADDRL.rerank` re-ranks after the user scales factors up or down.
+Explanations and control live in :mod:`recbole_disentangle.analysis.control` (the model only
+scores): ``explain_factors`` gives each factor's share of a user's score of an item,
+``modality_weights`` the modalities' part in each fused factor, ``rerank_by_factors`` re-ranks
+after the user scales factors up or down (``factor_names`` names the factors).
 """
 
 from __future__ import annotations
@@ -45,28 +47,58 @@ from recbole_disentangle.data.attributes import AttributeSpec
 from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
 from recbole_disentangle.model.base import ModelHooks
-from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
+from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, integer, is_int, number, one_of
+from recbole_disentangle.model.multimodal import FEATURE_NAMES, MISSING_MODALITY, check_modalities, fail, pairwise_batch
 
 MISSING_ATTRIBUTE_POLICIES = ("error", "skip")
 
 
-class ADDRL(GeneralRecommender, ModelHooks):
-    r"""AD-DRL with RecBole's pairwise sampling (N negatives per positive).
+# AD-DRL's hyper-parameters, declared once (model/hyperparameters.py): check_config checks them in
+# this order (then the attributes and the modality settings), the docstring lists them, and
+# properties/model/AD-DRL.yaml follows them.
+WEIGHT_RULE = "it must be a number >= 0 (0 switches the term off)"
+HYPERPARAMETERS = (
+    Hyperparameter("kfac", "int", "K, the number of factor chunks (Baby 4; Sports and Toys 5).",
+                   integer(1), "the number of factors K must be an integer >= 1"),
+    Hyperparameter("embedding_size", "int", "K x chunk: the whole user / item vector; must be a multiple of kfac.",
+                   lambda size, kfac: is_int(size) and size >= kfac and size % kfac == 0,
+                   "it is K x chunk, so a positive multiple of kfac = {kfac}", depends_on=("kfac",)),
+    Hyperparameter("reg_weight", "float", "L2 weight: squared norms / 2 of the batch's user and item vectors (every "
+                   "modality) per positive (Baby 0; Sports/Toys 1).", number(at_least=0, bools=True, nan=True),
+                   WEIGHT_RULE),
+    Hyperparameter("intra_weight", "float", "Weight of the intra-modality factor classification loss (0 = ablation).",
+                   number(at_least=0, bools=True, nan=True), WEIGHT_RULE),
+    Hyperparameter("inter_weight", "float", "Weight of the inter-modality InfoNCE (Baby 1; Sports/Toys 0.01; 0 = "
+                   "ablation).", number(at_least=0, bools=True, nan=True), WEIGHT_RULE),
+    Hyperparameter("attribute_weight", "float", "Weight of the attribute-value classification loss (Baby 50; "
+                   "Sports/Toys 10; 0 = ablation).", number(at_least=0, bools=True, nan=True), WEIGHT_RULE),
+    Hyperparameter("fusion_normalize", "bool", "Fuse L2-normalised modality chunks (the authors' code; bounded factor "
+                   "terms) or the raw chunks (false).", boolean,
+                   "it must be true (the authors' fusion of unit chunks) or false"),
+    Hyperparameter("inter_temperature", "float", "Temperature of the inter-modality InfoNCE.",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("attention_size", "int", "Hidden width of the fusion attention MLP w^T tanh(W e + b).",
+                   integer(1), "it must be an integer >= 1"),
+    Hyperparameter("attribute_holdout", "float", "Fraction of items whose attribute labels are kept out of training, "
+                   "to measure accuracy.", number(at_least=0, below=1, bools=True), "it must lie in [0, 1)"),
+    Hyperparameter("missing_attribute", "str", "An attribute whose field is not loaded: error, or skip (its factor "
+                   "stays free).", one_of(MISSING_ATTRIBUTE_POLICIES),
+                   f"choose one of {', '.join(MISSING_ATTRIBUTE_POLICIES)}"),
+    Hyperparameter("attributes", "list", "{name, field, rule, levels}: attribute k supervises factor k (rules: "
+                   "data/attributes.py)."),
+    Hyperparameter("modalities", "list of str", "Item modalities used, any non-empty subset of id, text, image."),
+    FEATURE_NAMES,
+    MISSING_MODALITY,
+)
 
-    Hyper-parameters (``properties/model/AD-DRL.yaml`` documents each with its default):
-    ``embedding_size`` (K x chunk, the whole user vector), ``kfac`` (K factors),
-    ``modalities`` (subset of id, text, image), ``feature_names`` (modality -> feature set),
-    ``missing_modality`` (``error``/``skip``), ``attributes`` (list of {name, field, rule,
-    levels}: attribute k supervises factor k; rules in :mod:`recbole_disentangle.data.attributes`),
-    ``missing_attribute`` (``error``/``skip``), ``attribute_holdout`` (fraction of items whose
-    attribute labels are kept out of training to measure prediction accuracy),
-    ``attention_size`` (hidden width of the fusion MLP), ``fusion_normalize`` (fuse unit chunks,
-    as the authors, or raw ones), ``inter_temperature``, and the loss
-    weights ``reg_weight``, ``intra_weight``, ``inter_weight``, ``attribute_weight``.
-    """
+
+class ADDRL(GeneralRecommender, ModelHooks):
+    r"""AD-DRL with RecBole's pairwise sampling (N negatives per positive; ``attributes``' rules are
+    in :mod:`recbole_disentangle.data.attributes`)."""
 
     input_type = InputType.PAIRWISE
     dataset_class = MultimodalDataset  # item features and attributes, aligned once
+    hyperparameters = HYPERPARAMETERS
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -125,28 +157,11 @@ class ADDRL(GeneralRecommender, ModelHooks):
         self.register_buffer("attribute_held_out", held_out, persistent=False)
 
     # ---- configuration ------------------------------------------------------------------
-    @staticmethod
-    def check_config(config) -> None:
+    @classmethod
+    def check_config(cls, config) -> None:
         """Reject unusable hyper-parameters before any data is read."""
-        kfac, size = config["kfac"], config["embedding_size"]
-        if not is_int(kfac) or kfac < 1:
-            fail(config, "kfac", "the number of factors K must be an integer >= 1")
-        if not is_int(size) or size < kfac or size % kfac:
-            fail(config, "embedding_size", f"it is K x chunk, so a positive multiple of kfac = {kfac}")
-        for key in ("reg_weight", "intra_weight", "inter_weight", "attribute_weight"):
-            if not isinstance(config[key], (int, float)) or config[key] < 0:
-                fail(config, key, "it must be a number >= 0 (0 switches the term off)")
-        if not isinstance(config["fusion_normalize"], bool):
-            fail(config, "fusion_normalize", "it must be true (the authors' fusion of unit chunks) or false")
-        if not isinstance(config["inter_temperature"], (int, float)) or config["inter_temperature"] <= 0:
-            fail(config, "inter_temperature", "it must be a number > 0")
-        if not is_int(config["attention_size"]) or config["attention_size"] < 1:
-            fail(config, "attention_size", "it must be an integer >= 1")
-        holdout = config["attribute_holdout"]
-        if not isinstance(holdout, (int, float)) or not 0 <= holdout < 1:
-            fail(config, "attribute_holdout", "it must lie in [0, 1)")
-        if config["missing_attribute"] not in MISSING_ATTRIBUTE_POLICIES:
-            fail(config, "missing_attribute", f"choose one of {', '.join(MISSING_ATTRIBUTE_POLICIES)}")
+        super().check_config(config)
+        kfac = config["kfac"]
         attributes = config["attributes"] or []
         if not isinstance(attributes, list):
             fail(config, "attributes", "it must be a list of {name, field, rule} mappings")
@@ -275,44 +290,6 @@ class ADDRL(GeneralRecommender, ModelHooks):
 
     def full_sort_predict(self, interaction):
         return self.all_factor_scores(interaction[self.USER_ID]).sum(-1).view(-1)
-
-    # ---- explanations and control --------------------------------------------------------
-    @torch.no_grad()
-    def explain(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Each factor's share of s_ui, (B, n, K), rows summing to 1; ``items`` (n,) for every user.
-
-        ``self.factor_names[k]`` names factor k (its attribute, or ``free<k>``): a share of 0.6
-        on ``brand`` says the item was recommended mainly for its brand.
-        """
-        terms = self.all_factor_scores(users, items)
-        return terms / terms.sum(-1, keepdim=True)
-
-    @torch.no_grad()
-    def modality_weights(self, items: torch.Tensor) -> torch.Tensor:
-        """alpha (n, K, M): how much each modality (``self.modalities``) makes each fused factor."""
-        return self.fuse(self.modality_chunks(items))[1]
-
-    @torch.no_grad()
-    def rerank(self, users: torch.Tensor, factor_weights, k: int = 10, exclude_history: bool = True):
-        """Top-k (scores, items) under s_ui = sum_k w_k softplus(<u_k, f_ik>).
-
-        ``factor_weights``: (K,) for all users, (B, K) per user, or a dict {factor name: weight}
-        (unnamed factors keep 1). Training items and the padding item are never recommended
-        when ``exclude_history``.
-        """
-        if isinstance(factor_weights, dict):
-            unknown = set(factor_weights) - set(self.factor_names)
-            if unknown:
-                raise ValueError(f"unknown factor(s) {sorted(unknown)}; factors: {self.factor_names}")
-            factor_weights = [float(factor_weights.get(name, 1.0)) for name in self.factor_names]
-        weights = torch.as_tensor(factor_weights, dtype=torch.float32, device=users.device)
-        scores = (self.all_factor_scores(users) * weights.view(-1, 1, self.kfac)).sum(-1)  # (B, n_items)
-        scores[:, 0] = -torch.inf
-        if exclude_history:
-            block = self.history[users.cpu().numpy()]
-            rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-            scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(block.indices).long().to(scores.device)] = -torch.inf
-        return torch.topk(scores, k, dim=1)
 
     def report(self) -> dict:
         """What ``quick_start.run`` records after training: the attribute accuracy of the fused chunks."""

@@ -17,10 +17,14 @@ The analysis (``recbole_disentangle.analysis``) needs more: the parts of :class:
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from typing import Protocol
 
 import scipy.sparse as sp
 import torch
+
+from recbole_disentangle.model.hyperparameters import Hyperparameter, check_hyperparameters, docstring_section
 
 
 class ModelHooks:
@@ -39,17 +43,48 @@ class ModelHooks:
     embedding; the paper protocol passes held-out users' fold-in rows to it
     (``evaluation.protocols.held_out_scores``). None = the protocol scores by user id with
     ``full_sort_predict`` (the model was built on a data set that holds the fold-in rows).
+
+    ``hyperparameters``: the model's own settings, a tuple of
+    :class:`~recbole_disentangle.model.hyperparameters.Hyperparameter` (name, kind, meaning, rule),
+    declared once: ``check_config`` checks them, the class docstring gets a section listing them,
+    and a test holds the model's YAML to the same names and meanings.
+
+    ``evaluation_cache()``: a context manager the trainer (``SafeCheckpointMixin.evaluate``, both
+    protocols) and the paper protocol (``evaluation.protocols.per_user_metrics``) enter around one
+    evaluation pass (they may nest); inside it a model may compute what every batch needs of the
+    items (MacridVAE: ln c_i and 1 / |h_i|) once instead of per batch. The model must not
+    serve anything stale: what it keeps is dropped when the outermost block ends and when the model
+    trains again, and must not be reused once the parameters it came from change. Callers reach it
+    through :func:`evaluation_pass`, which gives RecBole's models a block that does nothing. A model
+    that scores in chunks reads ``eval_memory_budget_mb`` (``properties/overall.yaml``) for their size.
     """
 
     train_by_user: bool = False
     dataset_class: type | None = None
     fold_in_predict = None
+    hyperparameters: tuple[Hyperparameter, ...] = ()
 
-    @staticmethod
-    def check_config(config) -> None:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "hyperparameters" in cls.__dict__ and cls.hyperparameters:
+            intro = inspect.cleandoc(cls.__doc__) if cls.__doc__ else cls.__name__
+            cls.__doc__ = f"{intro}\n\n{docstring_section(cls.hyperparameters)}\n"
+
+    @classmethod
+    def check_config(cls, config) -> None:
         """Reject unusable hyper-parameters before any data is read: raise
         :class:`~recbole_disentangle.errors.ConfigError` naming the key, its value and the rule.
-        Called by :class:`~recbole_disentangle.config.Config` once the settings are final."""
+        Called by :class:`~recbole_disentangle.config.Config` once the settings are final. The
+        default checks each of ``hyperparameters`` against its rule; a model with rules that
+        relate two keys overrides it, calling ``super().check_config(config)`` first."""
+        check_hyperparameters(config, cls.hyperparameters)
+
+    def row_sparse_parameters(self) -> list:
+        """The (N x d) tables whose gradients the model makes sparse (``F.embedding(...,
+        sparse=True)``); the trainer updates them with a row-wise Adam that touches only the rows
+        of each step's gradient (``optim.RowSparseAdam``) and the rest with RecBole's optimizer.
+        Empty (the default): RecBole's optimizer for every parameter."""
+        return []
 
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch, inside its timing (MacridVAE's
@@ -59,6 +94,17 @@ class ModelHooks:
         """Numbers the model reports about itself after training and testing (AD-DRL: attribute
         accuracy), with the best model loaded; they go into the run's result as ``model_report``."""
         return {}
+
+    def evaluation_cache(self):
+        """A context manager around one evaluation pass (see the class docstring); by default it
+        keeps nothing."""
+        return contextlib.nullcontext(self)
+
+
+def evaluation_pass(model):
+    """``model.evaluation_cache()``, or a block that does nothing for models without the hook."""
+    hook = getattr(model, "evaluation_cache", None)
+    return hook() if callable(hook) else contextlib.nullcontext(model)
 
 
 class ConceptModel(Protocol):
@@ -88,4 +134,4 @@ class ConceptModel(Protocol):
 
 CONCEPT_MODEL_PARTS = ("item_embedding", "prototypes", "tau", "similarity", "log_concepts", "encode", "user_rows")
 
-__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "ModelHooks"]
+__all__ = ["CONCEPT_MODEL_PARTS", "ConceptModel", "Hyperparameter", "ModelHooks", "evaluation_pass"]

@@ -188,8 +188,15 @@ class ConceptEncoder(nn.Module):
         """The weights (not biases) the L2 penalty applies to, as in the authors' code."""
         return [self.context, *(layer.weight for layer in self.layers)]
 
-    def forward(self, batch: SparseRows, log_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (a, b): each (batch, K, d); b = -ln(sigma^2 / sigma0^2)."""
+    def forward(
+        self, batch: SparseRows, log_c: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (a, b): each (batch, K, d); b = -ln(sigma^2 / sigma0^2).
+
+        ``context``: rows of t gathered by the caller, indexed by ``batch.cols`` (as ``log_c`` is);
+        the sampled-softmax step passes the batch's rows so that t's gradient has those rows only.
+        """
+        context = self.context if context is None else context
         n_concepts = log_c.shape[1]
         # x_ui * c_ik for every stored (u, i) and every k: (nnz, K).
         weighted = batch.values.unsqueeze(1) * log_c[batch.cols].exp()
@@ -203,7 +210,7 @@ class ConceptEncoder(nn.Module):
         # sum_i w_uik t_i as one sparse product: row (u, k) of a (B*K, n_items) matrix times t.
         concept_rows = batch.rows.unsqueeze(1) * n_concepts + torch.arange(n_concepts, device=weighted.device)
         hidden = sparse_rows_times(
-            weighted.reshape(-1), self.context, concept_rows.reshape(-1), batch.cols.repeat_interleave(n_concepts),
+            weighted.reshape(-1), context, concept_rows.reshape(-1), batch.cols.repeat_interleave(n_concepts),
             batch.batch_size * n_concepts,
         ) + self.context_bias
         for layer in self.layers:

@@ -19,7 +19,6 @@ Differences from RecBole's own MacridVAE (reachable as ``RecBoleMacridVAE``):
 from __future__ import annotations
 
 import math
-from logging import getLogger
 
 import numpy as np
 import torch
@@ -28,8 +27,8 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.model.base import ModelHooks
+from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, int_list, integer, number, one_of
 from recbole_disentangle.model.layers import (
     EPS,
     SIMILARITIES,
@@ -37,49 +36,79 @@ from recbole_disentangle.model.layers import (
     ConceptEncoder,
     SparseRows,
     gaussian_kl_to_prior,
-    importance_log_normaliser,
     log_concept_assignment,
     similarity_matrix,
 )
+from recbole_disentangle.model.sampled_step import SampledSoftmax, check_sampled_settings, sampled_step_loss
+from recbole_disentangle.model.prototypes import PrototypeUpkeep
+from recbole_disentangle.model.scoring import DEFAULT_EVAL_MEMORY_BUDGET_MB, CachedItemSide, pair_mixture_scores
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
 
-def js_divergence_matrix(distributions: torch.Tensor) -> torch.Tensor:
-    """Jensen-Shannon divergence (nats, in [0, ln 2]) between every pair of rows of ``distributions``
-    (K, M), each a probability distribution: JS(P, Q) = KL(P || A)/2 + KL(Q || A)/2, A = (P + Q)/2.
-    Terms with p = 0 are 0 (the limit of p ln p)."""
-    p = distributions.unsqueeze(1)  # (K, 1, M)
-    q = distributions.unsqueeze(0)  # (1, K, M)
-    mean = 0.5 * (p + q)
-
-    def kl_to_mean(x):
-        return torch.where(x > 0, x * (torch.log(x.clamp_min(1e-30)) - torch.log(mean.clamp_min(1e-30))), torch.zeros_like(x)).sum(-1)
-
-    return 0.5 * kl_to_mean(p) + 0.5 * kl_to_mean(q)
-
-
 LOG_VAR_RATIO_BOUND = 20.0  # |ln(sigma^2 / sigma0^2)| at most this (see MacridVAE.encode)
 
+# MacridVAE's hyper-parameters, declared once (model/hyperparameters.py): check_config checks them
+# in this order, the class docstring lists them, and tests/model/test_hyperparameters.py holds
+# properties/model/MacridVAE.yaml (defaults, comments) to them.
+HYPERPARAMETERS = (
+    Hyperparameter("kfac", "int", "K, the number of macro concepts (prototypes m_k).",
+                   integer(1), "the number of concepts K must be an integer >= 1"),
+    Hyperparameter("embedding_size", "int", "d, the size of each concept's component z_u^(k) and of h_i, t_i, m_k.",
+                   integer(1), "d must be an integer >= 1"),
+    Hyperparameter("tau", "float", "Temperature of the cosine similarities, Eq. 6 and the decoder.",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("std", "float", "sigma0, the prior N(0, sigma0^2 I) and the scale of sigma_u.",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("gumbel_temperature", "float", "Temperature of the Gumbel-softmax sample of c_i (authors: 1).",
+                   number(above=0, bools=True, nan=True), "it must be a number > 0"),
+    Hyperparameter("beta", "float", "Weight of the KL term (micro disentanglement, Eq. 5).",
+                   number(at_least=0, bools=True, nan=True), "it must be a number >= 0"),
+    Hyperparameter("reg_weight", "float", "L2 weight on h, m, t and f_nn's weights (sum of squares).",
+                   number(at_least=0, bools=True, nan=True), "it must be a number >= 0"),
+    Hyperparameter("dropout_prob", "float", "Dropout before every encoder layer but the last, in [0, 1).",
+                   number(at_least=0, below=1, bools=True), "the dropout rate must lie in [0, 1)"),
+    Hyperparameter("anneal_epochs", "int", "KL weight beta_t = min(beta, t / T), T = anneal_epochs epochs of steps; "
+                   "0 = beta from the start.", integer(0), "it must be an integer >= 0 (0 = no annealing)"),
+    Hyperparameter("encoder_hidden_size", "list of int", "Hidden layers of f_nn: d -> hidden... -> 2d (0 to 3 layers "
+                   "in the paper's search).", int_list(1),
+                   "it must be a list of positive layer widths, e.g. [] or [600]"),
+    Hyperparameter("test_assignment", "str", "c_i at test time: softmax (softmax(s_i), the authors' released code, "
+                   "which produced Table 1) or mode (one-hot, the paper's text).",
+                   one_of(TEST_ASSIGNMENTS), f"choose one of {', '.join(TEST_ASSIGNMENTS)}"),
+    Hyperparameter("similarity", "str", "cosine (the paper) or inner (its mode-collapse ablation).",
+                   one_of(SIMILARITIES), f"choose one of {', '.join(SIMILARITIES)}"),
+    Hyperparameter("sampled_negatives", "int", "0 = full softmax over the catalog; S > 0 = sampled softmax with S "
+                   "shared samples.", integer(0), "it must be an integer >= 0 (0 = full softmax)"),
+    Hyperparameter("sampling_distribution", "str", "q_j of the sampled softmax: uniform or popularity (log-Q "
+                   "corrected either way).", one_of(SAMPLING_DISTRIBUTIONS),
+                   f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}"),
+    Hyperparameter("adaptive_k", "bool", "SEM-MacridVAE paper Sec. 4.1.4: start with K = kfac and, after each epoch, "
+                   "merge the two concepts whose p(i|k) are closest when their JS divergence < merge_threshold.",
+                   boolean, "it must be True or False"),
+    Hyperparameter("prototype_recentring", "float", "Before each training step m_k moves this fraction of the way to "
+                   "the interaction-weighted mean direction of its items (the M-step of Eq. 6 read as a von "
+                   "Mises-Fisher mixture, MacridVAE.recentre_prototypes); cosine only (inner: no effect); 0 = "
+                   "gradient only, as the paper.", number(at_least=0, at_most=1),
+                   "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)"),
+    Hyperparameter("prototype_init_scale", "float", "m_k starts at this multiple of its Xavier initialisation (cosine "
+                   "only; 1 = the authors' code).", number(above=0),
+                   "it multiplies m_k's Xavier initialisation: a number > 0"),
+    Hyperparameter("merge_threshold", "float", "JS divergence (nats, in [0, ln 2]) under which adaptive K merges two "
+                   "concepts.", number(at_least=0, at_most=math.log(2)),
+                   "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]"),
+)
 
-class MacridVAE(GeneralRecommender, ModelHooks):
-    r"""MacridVAE with the paper's equations.
 
-    Hyper-parameters (``properties/model/MacridVAE.yaml`` documents each with its default):
+class MacridVAE(SampledSoftmax, PrototypeUpkeep, CachedItemSide, GeneralRecommender, ModelHooks):
+    r"""MacridVAE with the paper's equations (the module's docstring sums them up).
 
-    ``embedding_size`` (d), ``kfac`` (K concepts), ``test_assignment`` (``softmax``: c_i =
-    softmax(s_i) at test time as the authors' code does, or ``mode``: one-hot as the paper's text says), ``tau`` (temperature of the cosine
-    similarities), ``std`` (sigma0, the prior's standard deviation), ``beta`` (weight of the KL
-    term, reached by annealing over ``anneal_epochs``), ``dropout_prob``, ``encoder_hidden_size``
-    (hidden layers of f_nn), ``reg_weight`` (L2 on the weights), ``similarity`` (``cosine`` or
-    the ablation ``inner``), ``gumbel_temperature``, ``sampled_negatives`` (0 = full softmax) and
-    ``sampling_distribution`` (``uniform`` or ``popularity``) for the sampled softmax,
-    ``adaptive_k`` and ``merge_threshold`` (start with K = ``kfac`` concepts and merge two after an
-    epoch when their item distributions are alike, SEM-MacridVAE paper Sec. 4.1.4; see
-    :meth:`merge_concepts`), ``prototype_recentring`` (how far m_k moves toward the mean
-    direction of its items before each training step; see :meth:`recentre_prototypes`) and
-    ``prototype_init_scale`` (m_k's initial length as a multiple of Xavier's; cosine only).
+    Its hyper-parameters are declared once, in :data:`HYPERPARAMETERS` (listed below, from it);
+    :meth:`merge_concepts` is what ``adaptive_k`` does, :meth:`recentre_prototypes` what
+    ``prototype_recentring`` does.
     """
+
+    hyperparameters = HYPERPARAMETERS
 
     input_type = InputType.POINTWISE
     # quick_start feeds models with this flag batches of distinct user ids (one per user per epoch).
@@ -102,6 +131,9 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.merge_threshold = config["merge_threshold"]
         self.prototype_recentring = config["prototype_recentring"]
         self.prototype_init_scale = config["prototype_init_scale"]
+        # Bounds the (users, K, items) block of evaluation scoring (model/scoring.py); configs of
+        # checkpoints written before the key existed lack it.
+        self.eval_memory_budget_mb = config["eval_memory_budget_mb"] or DEFAULT_EVAL_MEMORY_BUDGET_MB
 
         self.set_history(dataset.inter_matrix(form="csr"))
         # Training interactions per item, and the items that have some: the only ones whose h_i
@@ -132,57 +164,16 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         self.encoder = ConceptEncoder(
             self.n_items, self.embedding_size, list(config["encoder_hidden_size"] or []), self.dropout_prob
         )
-        self.register_buffer("sampling_probs", self._sampling_probs(config["sampling_distribution"]), persistent=False)
+        self.register_sampling_distribution(config["sampling_distribution"])
         self.reset_parameters()
 
     # ---- configuration ------------------------------------------------------------------
-    @staticmethod
-    def check_config(config) -> None:
-        """Reject unusable hyper-parameters before any data is read."""
-        model = config["model"]
-
-        def fail(key, rule):
-            raise ConfigError(f"{model}: '{key}' = {config[key]!r} is invalid: {rule}.")
-
-        def is_int(value):
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        if not is_int(config["kfac"]) or config["kfac"] < 1:
-            fail("kfac", "the number of concepts K must be an integer >= 1")
-        if not is_int(config["embedding_size"]) or config["embedding_size"] < 1:
-            fail("embedding_size", "d must be an integer >= 1")
-        for key in ("tau", "std", "gumbel_temperature"):
-            if not isinstance(config[key], (int, float)) or config[key] <= 0:
-                fail(key, "it must be a number > 0")
-        for key in ("beta", "reg_weight"):
-            if not isinstance(config[key], (int, float)) or config[key] < 0:
-                fail(key, "it must be a number >= 0")
-        if not isinstance(config["dropout_prob"], (int, float)) or not 0 <= config["dropout_prob"] < 1:
-            fail("dropout_prob", "the dropout rate must lie in [0, 1)")
-        if not is_int(config["anneal_epochs"]) or config["anneal_epochs"] < 0:
-            fail("anneal_epochs", "it must be an integer >= 0 (0 = no annealing)")
-        hidden = config["encoder_hidden_size"] or []
-        if not isinstance(hidden, list) or not all(is_int(h) and h >= 1 for h in hidden):
-            fail("encoder_hidden_size", "it must be a list of positive layer widths, e.g. [] or [600]")
-        if config["test_assignment"] not in TEST_ASSIGNMENTS:
-            fail("test_assignment", f"choose one of {', '.join(TEST_ASSIGNMENTS)}")
-        if config["similarity"] not in SIMILARITIES:
-            fail("similarity", f"choose one of {', '.join(SIMILARITIES)}")
-        if not is_int(config["sampled_negatives"]) or config["sampled_negatives"] < 0:
-            fail("sampled_negatives", "it must be an integer >= 0 (0 = full softmax)")
-        if config["sampling_distribution"] not in SAMPLING_DISTRIBUTIONS:
-            fail("sampling_distribution", f"choose one of {', '.join(SAMPLING_DISTRIBUTIONS)}")
-        if not isinstance(config["adaptive_k"], bool):
-            fail("adaptive_k", "it must be True or False")
-        rate = config["prototype_recentring"]
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            fail("prototype_recentring", "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)")
-        scale = config["prototype_init_scale"]
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            fail("prototype_init_scale", "it multiplies m_k's Xavier initialisation: a number > 0")
-        threshold = config["merge_threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= math.log(2):
-            fail("merge_threshold", "a Jensen-Shannon divergence in nats lies in [0, ln 2 = 0.693]")
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Each of HYPERPARAMETERS against its rule (ModelHooks.check_config), then what the sampled
+        softmax's row-wise updates cannot honour."""
+        super().check_config(config)
+        check_sampled_settings(config)
 
     def reset_parameters(self) -> None:
         # Xavier-uniform weights and N(0, 0.001) biases, as in the authors' code.
@@ -229,23 +220,16 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         cols = self.history_indices[starts[rows] + offsets].long()
         return SparseRows(rows=rows, cols=cols, values=torch.ones(total, device=users.device), batch_size=len(users))
 
-    def _sampling_probs(self, distribution: str) -> torch.Tensor:
-        """q_j of the sampled softmax; item 0 is RecBole's padding and is never sampled."""
-        if distribution == "popularity":
-            counts = np.asarray(self.history.sum(axis=0)).ravel()
-        else:
-            counts = np.ones(self.n_items)
-        counts[0] = 0.0
-        return torch.as_tensor(counts / counts.sum(), dtype=torch.float32)
-
     # ---- model --------------------------------------------------------------------------
-    def concept_logits(self) -> torch.Tensor:
-        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6.
+    def concept_logits(self, h: torch.Tensor | None = None) -> torch.Tensor:
+        """s_ik = sim(h_i, m_k) / tau for every item, (n_items, K): the logits of p(c_i), Eq. 6; for
+        the rows ``h`` of the item table only when given (the sampled-softmax step).
 
         Concepts merged away by adaptive K get -inf: p(c_i = k) = 0, so they take no part in the
         encoder or decoder and receive no gradient.
         """
-        logits = similarity_matrix(self.item_embedding, self.prototypes, self.similarity) / self.tau
+        h = self.item_embedding if h is None else h
+        logits = similarity_matrix(h, self.prototypes, self.similarity) / self.tau
         if self.adaptive_k:
             logits = logits.masked_fill(~self.concept_active, float("-inf"))
         return logits
@@ -254,9 +238,10 @@ class MacridVAE(GeneralRecommender, ModelHooks):
         """ln c_i for every item, (n_items, K): Eq. 6, sampled in training, the mode (or softmax) at test."""
         return log_concept_assignment(self.concept_logits(), self.training, self.gumbel_temperature, self.test_assignment)
 
-    def encode(self, batch: SparseRows, log_c: torch.Tensor):
-        """z_u (B, K, d), mu, ln(sigma^2/sigma0^2): Algorithm 1 lines 17-26."""
-        a, b = self.encoder(batch, log_c)
+    def encode(self, batch: SparseRows, log_c: torch.Tensor, context: torch.Tensor | None = None):
+        """z_u (B, K, d), mu, ln(sigma^2/sigma0^2): Algorithm 1 lines 17-26. ``context``: gathered
+        rows of t that ``batch.cols`` index (see ConceptEncoder.forward)."""
+        a, b = self.encoder(batch, log_c, context)
         # mu = a / ||a|| keeps z on the sphere the cosine decoder reads; the inner-product
         # ablation has no sphere to stay on, so it keeps a as it is.
         mu = F.normalize(a, dim=-1, eps=EPS) if self.similarity == "cosine" else a
@@ -271,20 +256,26 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             z = mu
         return z, mu, log_var_ratio
 
-    def scores(self, z: torch.Tensor, log_c: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
-        """ln sum_k c_ik exp(sim(z^(k), h_i)/tau), the unnormalised ln p_ui of the decoder, (B, items)."""
-        h = self.item_embedding if items is None else self.item_embedding[items]
+    def scores(self, z: torch.Tensor, log_c: torch.Tensor, items: torch.Tensor | None = None,
+               table: torch.Tensor | None = None) -> torch.Tensor:
+        """ln sum_k c_ik exp(sim(z^(k), h_i)/tau), the unnormalised ln p_ui of the decoder, (B, items).
+        ``table``: rows of h that ``items`` and ``log_c`` index, in place of the whole of h."""
+        h = self.item_embedding if table is None else table
+        h = h if items is None else h[items]
         log_c = log_c if items is None else log_c[items]
         logits = similarity_matrix(z, h, self.similarity) / self.tau  # (B, K, items)
         return torch.logsumexp(logits + log_c.t().unsqueeze(0), dim=1)
 
-    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows) -> torch.Tensor:
-        """The same score for the stored (u, i) pairs only, (nnz,)."""
-        h = self.item_embedding[batch.cols]
-        z_rows = z[batch.rows]  # (nnz, K, d)
+    def pair_scores(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows,
+                    table: torch.Tensor | None = None) -> torch.Tensor:
+        """The same score for the stored (u, i) pairs only, (nnz,); ``table`` as in :meth:`scores`."""
+        # Normalising is row-wise, so normalising before the gather gives the same values: for z
+        # (and a gathered table) once per row, not once per (u, i) pair.
+        h = self.item_embedding[batch.cols] if table is None else table
         if self.similarity == "cosine":
-            h, z_rows = F.normalize(h, dim=-1, eps=EPS), F.normalize(z_rows, dim=-1, eps=EPS)
-        logits = (z_rows * h.unsqueeze(1)).sum(-1) / self.tau
+            h, z = F.normalize(h, dim=-1, eps=EPS), F.normalize(z, dim=-1, eps=EPS)
+        h = h if table is None else h[batch.cols]
+        logits = (z[batch.rows] * h.unsqueeze(1)).sum(-1) / self.tau  # (nnz, K)
         return torch.logsumexp(logits + log_c[batch.cols], dim=1)
 
     def current_beta(self) -> float:
@@ -312,23 +303,6 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             return -(log_p[batch.rows, batch.cols] * batch.values).sum() / batch.batch_size
         return self.sampled_recon_loss(z, log_c, batch)
 
-    def sampled_recon_loss(self, z: torch.Tensor, log_c: torch.Tensor, batch: SparseRows) -> torch.Tensor:
-        """The same loss with the softmax normaliser estimated from sampled items (log-Q corrected)."""
-        n_samples = self.sampled_negatives
-        sampled = torch.multinomial(self.sampling_probs, n_samples, replacement=True)
-        log_expected_count = torch.log(n_samples * self.sampling_probs[sampled])
-        sampled_scores = self.scores(z, log_c, sampled)  # (B, S)
-        # Accidental hits: sampled items the user has; they are already counted exactly.
-        positive_keys = batch.rows * self.n_items + batch.cols
-        candidate_keys = torch.arange(batch.batch_size, device=z.device).unsqueeze(1) * self.n_items + sampled
-        is_positive = torch.isin(candidate_keys, positive_keys)
-        positive_scores = self.pair_scores(z, log_c, batch)
-        log_norm = importance_log_normaliser(
-            positive_scores, batch.rows, sampled_scores, is_positive, log_expected_count, batch.batch_size
-        )
-        log_p = positive_scores - log_norm[batch.rows]
-        return -(log_p * batch.values).sum() / batch.batch_size
-
     def kl_loss(self, mu: torch.Tensor, log_var_ratio: torch.Tensor) -> torch.Tensor:
         """KL(q(z_u|x_u,C) || N(0, sigma0^2 I)) summed over concepts, averaged over users.
 
@@ -354,108 +328,23 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             # re-centred m (see recentre_prototypes for why m_k needs this).
             self.recentre_prototypes(self.prototype_recentring)
         batch = self.user_rows(interaction[self.USER_ID])
-        log_c = self.log_concepts()
-        z, mu, log_var_ratio = self.encode(batch, log_c)
-        loss = self.recon_loss(z, log_c, batch) + self.beta_tensor() * self.kl_loss(mu, log_var_ratio)
-        if self.reg_weight > 0:
-            loss = loss + self.reg_loss()
+        if self.sampled_negatives > 0:
+            loss = sampled_step_loss(self, batch)  # touches the batch's and the sampled items' rows only
+        else:
+            log_c = self.log_concepts()
+            z, mu, log_var_ratio = self.encode(batch, log_c)
+            loss = self.recon_loss(z, log_c, batch) + self.beta_tensor() * self.kl_loss(mu, log_var_ratio)
+            if self.reg_weight > 0:
+                loss = loss + self.reg_loss()
         if self.training:
             self.anneal_step += 1
         return loss
 
-    # ---- prototype re-centring ----------------------------------------------------------
-    @torch.no_grad()
-    def recentre_prototypes(self, rate: float) -> None:
-        """m_k <- (1 - rate) m_k + rate * |m_k| * normalise(sum_i n_i p(k|i) h_i / |h_i|), n_i = the
-        item's training interactions.
-
-        Why: h_i learns from every interaction of item i, m_k only through the Gumbel-sampled c_i;
-        on planted data the items form their concept clusters within ~5 epochs while the m_k turn
-        ~0.03 rad per epoch (Xavier gives m a norm 3x that of h, and Adam's step per coordinate is
-        ~lr however small the noisy gradient), so the argmax of p(c_i) matches the planted
-        concepts only after 40-60 epochs, often after early stopping has kept an earlier model.
-
-        What: with cosine similarity p(k|i) = softmax_k(cos(h_i, m_k) / tau) (Eq. 6) is the
-        posterior of an equal-weight mixture of von Mises-Fisher components with mean directions
-        m_k / |m_k| and concentration 1 / tau; the direction above is that mixture's M-step for
-        m_k (spherical soft k-means). Each item counts as often as it was adopted (n_i), as in
-        the ELBO, which sums over interactions: weighted per item instead, the M-step split the
-        largest, sparsely adopted concept of planted data with unequal concepts (400/250/150/100/
-        100 items) and merged two small ones (concept NMI 0.71-0.82 over 5 seeds, against 0.90+
-        weighted by n_i). Eq. 6 and the ELBO are unchanged: m_k still gets its gradient, this only
-        moves it faster toward its items. Only the direction of m_k enters Eq. 6, so its length
-        is kept.
-        """
-        items = self.trained_items
-        p = torch.softmax(self.concept_logits()[items], dim=1)  # (n, K); switched-off concepts get 0
-        p = p * self.item_degree[items].unsqueeze(1)
-        directions = F.normalize(p.t() @ F.normalize(self.item_embedding[items], dim=1, eps=EPS), dim=1, eps=EPS)
-        has_items = p.sum(0) > 0
-        length = self.prototypes.norm(dim=1, keepdim=True)
-        updated = (1.0 - rate) * self.prototypes + rate * length * directions
-        self.prototypes.copy_(torch.where(has_items.unsqueeze(1), updated, self.prototypes))
-
-    # ---- adaptive K (SEM-MacridVAE paper, Sec. 4.1.4) -----------------------------------------
-    def on_epoch_end(self) -> None:
-        """Called by the trainer after every training epoch."""
-        if self.adaptive_k:
-            self.merge_concepts()
-
-    def concept_item_distributions(self) -> torch.Tensor:
-        """p(i|k) for the active concepts, (K_active, n_trained_items): Bayes from p(k|i) =
-        softmax(s_i) with a uniform p(i) over the items that have training interactions."""
-        trained = self.trained_items
-        p_k_given_i = torch.softmax(self.concept_logits()[trained][:, self.concept_active], dim=1)
-        return (p_k_given_i / p_k_given_i.sum(0, keepdim=True).clamp_min(EPS)).t()
-
-    @torch.no_grad()
-    def merge_concepts(self) -> tuple[int, int] | None:
-        """Merge the two concepts whose p(i|k) are closest if their Jensen-Shannon divergence is
-        below ``merge_threshold``; returns the (kept, removed) concept indices, or None.
-
-        One merge per call (after an epoch): merging changes p(k|i) of every item the two shared,
-        so the other pairs are judged again after training on the merged model. The kept
-        prototype becomes the mean of the two (for cosine the mean direction, at their mean
-        length, since only the direction enters Eq. 6); the removed one stays in the tensor,
-        switched off in ``concept_active``, so parameter shapes and optimizer state never change.
-
-        What it detects: two prototypes over the same items. Two prototypes that split one
-        concept cleanly cover disjoint items, as two concepts do, and are not merged (with
-        prototype re-centring K = 10 stayed 10 on planted data with 5 concepts); without it the
-        two prototypes of one concept overlap while they form and merge at threshold 0.15 (K = 10
-        ended at 5 / 7 / 6 / 9 / 7 over 5 seeds; at 0.25 early merges, while every prototype still
-        covers every item, left 1-2 concepts; docs/results.md, "Concepts that form in every run").
-        """
-        active = torch.nonzero(self.concept_active).view(-1)
-        if len(active) < 2:
-            return None
-        js = js_divergence_matrix(self.concept_item_distributions())
-        js.fill_diagonal_(float("inf"))
-        flat = int(torch.argmin(js))
-        a, b = divmod(flat, len(active))
-        if js[a, b] >= self.merge_threshold:
-            return None
-        keep, drop = int(active[min(a, b)]), int(active[max(a, b)])
-        m_keep, m_drop = self.prototypes[keep], self.prototypes[drop]
-        if self.similarity == "cosine":
-            length = 0.5 * (m_keep.norm() + m_drop.norm())
-            merged = F.normalize(F.normalize(m_keep, dim=0, eps=EPS) + F.normalize(m_drop, dim=0, eps=EPS), dim=0, eps=EPS) * length
-        else:
-            merged = 0.5 * (m_keep + m_drop)
-        self.prototypes[keep] = merged
-        self.concept_active[drop] = False
-        getLogger().info(
-            f"MacridVAE adaptive K: merged concept {drop} into {keep} (JS divergence {js[a, b].item():.4g} < "
-            f"{self.merge_threshold}); {int(self.concept_active.sum())} concepts remain."
-        )
-        return keep, drop
-
     # ---- prediction ---------------------------------------------------------------------
     def full_sort_predict(self, interaction):
-        batch = self.user_rows(interaction[self.USER_ID])
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        return self.scores(z, log_c).view(-1)
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(self.user_rows(interaction[self.USER_ID]), items.log_c)
+        return self.item_scores(z, items).view(-1)
 
     def fold_in_predict(self, fold_in) -> torch.Tensor:
         """Every item's score for users given by their interactions (a scipy (B, n_items) matrix,
@@ -471,14 +360,12 @@ class MacridVAE(GeneralRecommender, ModelHooks):
             values=torch.from_numpy(block.data).to(self.device),
             batch_size=block.shape[0],
         )
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        return self.scores(z, log_c)
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(batch, items.log_c)
+        return self.item_scores(z, items)
 
     def predict(self, interaction):
-        users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-        batch = self.user_rows(users)
-        log_c = self.log_concepts()
-        z, _, _ = self.encode(batch, log_c)
-        pairs = SparseRows(torch.arange(len(items), device=items.device), items, torch.ones_like(items, dtype=torch.float), len(items))
-        return self.pair_scores(z, log_c, pairs)
+        users, item_ids = interaction[self.USER_ID], interaction[self.ITEM_ID]
+        items = self.evaluation_item_side()
+        z, _, _ = self.encode(self.user_rows(users), items.log_c)
+        return pair_mixture_scores(z, items, item_ids, self.similarity == "cosine")

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from recbole_disentangle.data.multimodal import FEATURE_MODALITIES, MISSING_POLICIES
 from recbole_disentangle.errors import ConfigError
+from recbole_disentangle.model.hyperparameters import Hyperparameter
 
 MODALITIES = ("id", "text", "image")
+
+# Declarations of the shared settings (each model declares ``modalities`` in its own words);
+# check_modalities checks them.
+FEATURE_NAMES = Hyperparameter("feature_names", "dict", "Modality -> item feature set name (<dataset>.<name>.npy); "
+                               "default: the modality's name.")
+MISSING_MODALITY = Hyperparameter("missing_modality", "str", "A configured modality without features: error, or skip "
+                                  "(run without it, with a warning).")
 
 
 def fail(config, key, rule):

@@ -14,6 +14,7 @@ Everything but the two semantic signals is this package's :class:`MacridVAE`, in
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from logging import getLogger
 
 import numpy as np
@@ -23,24 +24,53 @@ from recbole.utils import FeatureType
 
 from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import ConfigError, DatasetError
+from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, check_hyperparameters, number, one_of
 from recbole_disentangle.model.macridvae import MacridVAE
+from recbole_disentangle.model.sampled_step import check_sampled_settings
 
 CATEGORY_OVERFLOW = ("other", "drop")
+
+
+def _name_or_none(value) -> bool:
+    return value is None or (isinstance(value, str) and bool(value))
+
+
+_MACRIDVAE_DOCS = {  # what SEM-MacridVAE.yaml says of MacridVAE's keys it gives other defaults
+    "embedding_size": "d, the size of each z_u^(k) and of h_i, t_i, m_k (also the PCA dimension).",
+    "kfac": "K concepts; with category_supervision it must equal the number of categories used.",
+    "prototype_init_scale": "As MacridVAE's; 1 (Xavier, the authors' code) as SEM-MacridVAE was measured with.",
+}
+# SEM-MacridVAE's hyper-parameters, declared once (model/hyperparameters.py): MacridVAE's, then its
+# own; check_config checks them in this order (the last two after the rules that relate keys), the
+# docstring lists them, and MacridVAE.yaml with SEM-MacridVAE.yaml over it follow them.
+LATE_CHECKS = ("category_weight", "category_overflow")
+HYPERPARAMETERS = (
+    *(replace(p, doc=_MACRIDVAE_DOCS[p.name]) if p.name in _MACRIDVAE_DOCS else p for p in MacridVAE.hyperparameters),
+    Hyperparameter("visual_init", "bool", "Eq. 10: h_i := PCA of the item features (rescaled), m_k := K-means "
+                   "centres. False = the \"without visual\" ablation.", boolean, "it must be True or False"),
+    Hyperparameter("category_supervision", "bool", "Eq. 11: cross-entropy between p(c_i) = softmax(s_i) and the "
+                   "item's category. False = \"without categorical\".", boolean, "it must be True or False"),
+    Hyperparameter("image_features", "str", "Feature set <dataset>.<name>.npy/.ids in feature_dir (e.g. alexnet, made "
+                   "by `python -m recbole_disentangle.data.features image`).", _name_or_none,
+                   "it must be a name (or ~ for none)"),
+    Hyperparameter("text_features", "str", "Text feature set (e.g. title, made by `... features text`); with "
+                   "image_features, both are concatenated.", _name_or_none, "it must be a name (or ~ for none)"),
+    Hyperparameter("category_field", "str", "token or token_seq field of the .item file holding the categories "
+                   "(ml-100k: class).", _name_or_none, "it must be a name (or ~ for none)"),
+    Hyperparameter("category_weight", "float", "lambda, weight of sum_i CE(p(c_i), c^_i) added to each step's loss "
+                   "(1 = Algorithm 1 line 34).", number(at_least=0, nan=True), "lambda must be a number >= 0"),
+    Hyperparameter("category_overflow", "str", "More categories than K: \"other\" keeps the K-1 most frequent + one "
+                   "[other]; \"drop\" keeps the K most frequent.", one_of(CATEGORY_OVERFLOW),
+                   f"choose one of {', '.join(CATEGORY_OVERFLOW)}"),
+)
 
 
 class SEMMacridVAE(MacridVAE):
     r"""SEM-MacridVAE: MacridVAE whose h and m start from item features and whose concepts are
     supervised by item categories.
 
-    Hyper-parameters of its own (``properties/model/SEM-MacridVAE.yaml`` documents each, with
-    MacridVAE's, which it shares):
-
-    ``visual_init`` (bool, ablation "without visual"), ``image_features`` / ``text_features``
-    (names of the feature sets ``<dataset>.<name>.npy`` in ``feature_dir``; both given =
-    concatenated), ``category_supervision`` (bool, ablation "without categorical"),
-    ``category_field`` (token or token_seq field of the .item file), ``category_weight``
-    (lambda) and ``category_overflow`` (``other`` or ``drop``: what happens to the categories
-    beyond the K most frequent).
+    Its hyper-parameters (MacridVAE's and its own) are declared in :data:`HYPERPARAMETERS`, listed
+    at the end of this docstring.
 
     Which c_i the cross-entropy reads: the softmax of the Eq. 6 logits, p(c_i), not the Gumbel
     sample. Eq. 6 defines the learned quantity as that categorical distribution (Algorithm 1
@@ -66,6 +96,7 @@ class SEMMacridVAE(MacridVAE):
     """
 
     dataset_class = MultimodalDataset  # item features, aligned once
+    hyperparameters = HYPERPARAMETERS
 
     def __init__(self, config, dataset):
         # MacridVAE draws every initial weight; the semantic steps below use no torch RNG, so
@@ -95,20 +126,10 @@ class SEMMacridVAE(MacridVAE):
             )
 
     # ---- configuration ------------------------------------------------------------------
-    @staticmethod
-    def check_config(config) -> None:
-        MacridVAE.check_config(config)
+    @classmethod
+    def check_config(cls, config) -> None:
+        check_hyperparameters(config, [p for p in cls.hyperparameters if p.name not in LATE_CHECKS])
         model = config["model"]
-
-        def fail(key, rule):
-            raise ConfigError(f"{model}: '{key}' = {config[key]!r} is invalid: {rule}.")
-
-        for key in ("visual_init", "category_supervision"):
-            if not isinstance(config[key], bool):
-                fail(key, "it must be True or False")
-        for key in ("image_features", "text_features", "category_field"):
-            if config[key] is not None and (not isinstance(config[key], str) or not config[key]):
-                fail(key, "it must be a name (or ~ for none)")
         if config["visual_init"] and not (config["image_features"] or config["text_features"]):
             raise ConfigError(
                 f"{model}: visual_init is on but neither 'image_features' nor 'text_features' names a feature "
@@ -120,17 +141,22 @@ class SEMMacridVAE(MacridVAE):
                 f"{model}: adaptive_k merges concepts, but category_supervision ties concept k to category k "
                 "(K = the number of categories); switch one off (--adaptive_k=False or --category_supervision=False)."
             )
+        if config["category_supervision"] and config["sampled_negatives"] > 0:
+            # Eq. 11 sums over every item with a category each step: a dense gradient on all of h,
+            # which the sampled step's row-wise updates of h (model/sampled_step.py) cannot take.
+            raise ConfigError(
+                f"{model}: category_supervision sums its cross-entropy over every item each step, which "
+                "sampled softmax (sampled_negatives > 0, row-wise updates of h) does not support; use full softmax "
+                "(--sampled_negatives=0) or switch the supervision off with --category_supervision=False."
+            )
+        check_sampled_settings(config)
         if config["category_supervision"] and not config["category_field"]:
             raise ConfigError(
                 f"{model}: category_supervision is on but 'category_field' is not set; name a token or "
                 "token_seq field of the .item file (e.g. --category_field=class for ml-100k), or switch the "
                 "supervision off with --category_supervision=False."
             )
-        weight = config["category_weight"]
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            fail("category_weight", "lambda must be a number >= 0")
-        if config["category_overflow"] not in CATEGORY_OVERFLOW:
-            fail("category_overflow", f"choose one of {', '.join(CATEGORY_OVERFLOW)}")
+        check_hyperparameters(config, [p for p in cls.hyperparameters if p.name in LATE_CHECKS])
 
     # ---- visual initialisation (Eq. 10) ---------------------------------------------------
     @staticmethod

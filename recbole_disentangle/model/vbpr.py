@@ -22,21 +22,32 @@ from torch import nn
 from recbole_disentangle.data.multimodal import MultimodalDataset
 from recbole_disentangle.errors import DatasetError
 from recbole_disentangle.model.base import ModelHooks
-from recbole_disentangle.model.multimodal import check_modalities, fail, is_int, pairwise_batch
+from recbole_disentangle.model.hyperparameters import Hyperparameter, integer, number
+from recbole_disentangle.model.multimodal import FEATURE_NAMES, MISSING_MODALITY, check_modalities, pairwise_batch
+
+
+# VBPR's hyper-parameters, declared once (model/hyperparameters.py): check_config, the docstring
+# and properties/model/VBPR.yaml follow them. The modality settings: check_modalities.
+HYPERPARAMETERS = (
+    Hyperparameter("embedding_size", "int", "The user's budget: gamma_u gets embedding_size - embedding_size//2, "
+                   "theta_u embedding_size//2.", integer(2),
+                   "it must be an integer >= 2 (split between gamma_u and theta_u)"),
+    Hyperparameter("reg_weight", "float", "L2 on the batch's gamma, theta, item biases, and on E and beta'.",
+                   number(at_least=0, bools=True, nan=True), "it must be a number >= 0"),
+    Hyperparameter("modalities", "list of str", "Feature modalities concatenated into f_i (at least one of text, "
+                   "image)."),
+    FEATURE_NAMES,
+    MISSING_MODALITY,
+)
 
 
 class VBPR(GeneralRecommender, ModelHooks):
-    r"""VBPR with BPR training over N sampled negatives per positive.
-
-    Hyper-parameters (``properties/model/VBPR.yaml`` documents each with its default):
-    ``embedding_size`` (the user's budget: gamma_u and theta_u get half each), ``modalities``
-    (feature modalities read; ``id`` is always part of VBPR), ``feature_names``,
-    ``missing_modality`` (``error`` or ``skip``), ``reg_weight`` (L2 on the batch's factors and
-    biases, and on E and beta'), ``train_neg_sample_args`` (N negatives).
-    """
+    r"""VBPR with BPR training over N sampled negatives per positive (``id`` is always part of it;
+    ``train_neg_sample_args``: N negatives)."""
 
     input_type = InputType.PAIRWISE
     dataset_class = MultimodalDataset  # item features, aligned once
+    hyperparameters = HYPERPARAMETERS
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -62,12 +73,9 @@ class VBPR(GeneralRecommender, ModelHooks):
         nn.init.zeros_(self.feature_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
 
-    @staticmethod
-    def check_config(config) -> None:
-        if not is_int(config["embedding_size"]) or config["embedding_size"] < 2:
-            fail(config, "embedding_size", "it must be an integer >= 2 (split between gamma_u and theta_u)")
-        if not isinstance(config["reg_weight"], (int, float)) or config["reg_weight"] < 0:
-            fail(config, "reg_weight", "it must be a number >= 0")
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
         check_modalities(config, need_features=True)
 
     def scores(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model_contract import FAST, ModelContract
+from recbole_disentangle.analysis import control
 from recbole_disentangle.config import Config
 from recbole_disentangle.data import synthetic_multimodal
 from recbole_disentangle.errors import ConfigError, DatasetError
@@ -108,7 +109,7 @@ def test_infonce_with_identical_orthonormal_chunks_is_its_closed_form(built):
 
 def test_attention_weights_over_modalities_sum_to_one(built):
     _, _, model = built
-    alpha = model.modality_weights(torch.arange(1, 50))
+    alpha = control.modality_weights(model, torch.arange(1, 50))
     assert model.modalities == ["id", "text", "image"]
     assert alpha.shape == (49, model.kfac, 3) and torch.allclose(alpha.sum(-1), torch.ones(49, model.kfac))
     chunks = model.modality_chunks(torch.arange(1, 50))
@@ -157,7 +158,7 @@ def test_score_is_a_sum_of_softplus_factor_terms_and_explain_shares_sum_to_one(b
         fused, _ = model.fuse(model.modality_chunks(items))
         brute = torch.nn.functional.softplus(torch.einsum("bkc,ikc->bik", u, fused)).sum(-1)
     assert torch.allclose(full[:, 1:30], brute, atol=1e-5)
-    shares = model.explain(users, items)
+    shares = control.explain_factors(model, users, items)
     assert shares.shape == (3, 29, model.kfac) and torch.allclose(shares.sum(-1), torch.ones(3, 29))
     assert model.factor_names == ["category", "price", "brand", "free3"]
 
@@ -166,7 +167,7 @@ def test_rerank_follows_the_turned_up_factor_and_skips_training_items(built):
     _, _, model = built
     model.eval()
     users = torch.tensor([4, 5])
-    scores, items = model.rerank(users, {"price": 1.0, "category": 0.0, "brand": 0.0, "free3": 0.0}, k=5)
+    scores, items = control.rerank_by_factors(model, users, {"price": 1.0, "category": 0.0, "brand": 0.0, "free3": 0.0}, k=5)
     terms = model.all_factor_scores(users)[..., 1].detach()
     for row, user in enumerate(users.tolist()):
         allowed = torch.ones(model.n_items, dtype=torch.bool)
@@ -174,11 +175,11 @@ def test_rerank_follows_the_turned_up_factor_and_skips_training_items(built):
         allowed[torch.from_numpy(model.history[user].indices).long()] = False
         best = torch.topk(terms[row].masked_fill(~allowed, -torch.inf), 5).indices
         assert items[row].tolist() == best.tolist()
-    _, default = model.rerank(users, [1.0] * model.kfac, k=5)
+    _, default = control.rerank_by_factors(model, users, [1.0] * model.kfac, k=5)
     full = model.full_sort_predict({"user_id": users}).view(2, -1)
-    assert torch.allclose(full.gather(1, default), model.rerank(users, torch.ones(model.kfac), k=5)[0], atol=1e-5)
+    assert torch.allclose(full.gather(1, default), control.rerank_by_factors(model, users, torch.ones(model.kfac), k=5)[0], atol=1e-5)
     with pytest.raises(ValueError, match="unknown factor"):
-        model.rerank(users, {"colour": 2.0})
+        control.rerank_by_factors(model, users, {"colour": 2.0})
 
 
 def test_missing_modality_is_an_error_or_switched_off(planted_dir, workdir):

@@ -12,7 +12,7 @@ from scipy.spatial.distance import jensenshannon
 from model_contract import FAST
 from recbole_disentangle.config import Config
 from recbole_disentangle.errors import ConfigError
-from recbole_disentangle.model.macridvae import js_divergence_matrix
+from recbole_disentangle.model.prototypes import js_divergence_matrix
 from recbole_disentangle.quick_start import build
 
 SMALL = {**FAST, "embedding_size": 16, "kfac": 4}
