@@ -21,6 +21,7 @@ from recbole_disentangle.data.convert import CONVERTERS, convert_command
 from recbole_disentangle.data.dataloader import ArrayFullSortEvalDataLoader, UserBatchDataLoader
 from recbole_disentangle.data.fields import read_header
 from recbole_disentangle.data.sampler import create_samplers
+from recbole_disentangle.data.scalable import ScalableDataset
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
@@ -190,8 +191,6 @@ def dataset_class(config) -> type:
     where that is RecBole's plain Dataset its array-code twin
     :class:`~recbole_disentangle.data.scalable.ScalableDataset` (same results, issue 14)."""
     from recbole.utils import ModelType
-
-    from recbole_disentangle.data.scalable import ScalableDataset
 
     declared = getattr(config.model_class, "dataset_class", None)
     if declared is not None:
