@@ -10,7 +10,8 @@ and interactions; ``--item_scale`` shrinks the catalog by another factor, e.g. 1
 a step then costs what it costs at full size and an epoch has ``--scale`` of its steps), written as
 an atomic file, and every model of ``--models`` runs on it through the package's own pipeline:
 
-* data preparation: ``quick_start.build`` (RecBole's Dataset, split and loaders, the model);
+* data preparation: ``quick_start.build`` (RecBole's Dataset, split and loaders, the model), under
+  ``--protocol`` (``recbole``: RecBole's per-user split; ``paper``: held-out users);
 * ``--epochs`` training epochs (RecBole's ``Trainer._train_epoch``);
 * one full-ranking evaluation pass over the validation split (``Trainer.evaluate``).
 
@@ -61,10 +62,10 @@ def budgeted(loader, budget: float, tally: dict):
     """
     base = loader.__class__
 
-    def __iter__(self):
+    def limit(batches):
         started = time.perf_counter()
         tally.update(done=0, cut=False)
-        for batch in base.__iter__(self):
+        for batch in batches:
             if budget and tally["done"] and time.perf_counter() - started > budget:
                 tally["cut"] = True
                 break
@@ -72,8 +73,19 @@ def budgeted(loader, budget: float, tally: dict):
             tally["done"] += 1
 
     limited = copy.copy(loader)
-    limited.__class__ = type(f"Budgeted{base.__name__}", (base,), {"__iter__": __iter__})
+    if hasattr(loader, "batches"):  # the paper protocol's held-out users: scored batch by batch through batches()
+        limited.batches = lambda: limit(loader.batches())
+    else:
+        limited.__class__ = type(f"Budgeted{base.__name__}", (base,), {"__iter__": lambda self: limit(base.__iter__(self))})
     return limited
+
+
+def protocol_settings(protocol: str) -> list[str]:
+    """Command-line settings for ``--protocol``. The generated interactions are all positives
+    (rating 1), so the paper protocol keeps every rating instead of those >= 4."""
+    if protocol == "paper":
+        return ["--eval_protocol=paper", "--paper_rating_threshold=~"]
+    return [f"--eval_protocol={protocol}"]
 
 
 def peak_rss_mb() -> float:
@@ -105,13 +117,17 @@ def run_model(job: dict) -> dict:
         settings = [
             f"--data_path={job['data_path']}", "--download=false", "--show_progress=false", "--state=WARNING",
             f"--use_gpu={'true' if cuda else 'false'}", f"--seed={job['seed']}", f"--epochs={job['epochs']}",
-            f"--checkpoint_dir={job['workdir']}/saved", "--eval_protocol=recbole", *job["settings"],
+            f"--checkpoint_dir={job['workdir']}/saved", *protocol_settings(job.get("protocol", "recbole")),
+            *job["settings"],
         ]
         config = Config(job["model"], job["dataset"], None, None, settings)
         stage = "preparation"
-        started = now()
+        started, cpu_started = now(), time.process_time()
         dataset, train_data, valid_data, _, model = build(config)
         result["prep_s"] = now() - started
+        # CPU seconds of this process: on a shared machine, less at the mercy of the others' load.
+        result["prep_cpu_s"] = time.process_time() - cpu_started
+        result["prep_rss_mb"] = peak_rss_mb()  # the peak so far: preparation's, imports included
         result.update(users=int(dataset.user_num) - 1, items=int(dataset.item_num) - 1, interactions=len(dataset.inter_feat))
         trainer = get_trainer(config, model)
         if cuda:
@@ -199,6 +215,10 @@ def table(rows: list[dict], reps: int) -> list[str]:
         if cut or cut_eval:
             done = min(e["batches"] for r in ok for e in r["epochs"])
             notes.append(f"extrapolated (*) from the batches run within the budget (epochs: >= {done} of {ok[0]['epochs'][0]['of']})")
+        if all("prep_cpu_s" in r for r in ok):
+            notes.append(f"preparation CPU s {cell([r['prep_cpu_s'] for r in ok], 1)}")
+        if all("prep_rss_mb" in r for r in ok):
+            notes.append(f"peak RSS after preparation {max(r['prep_rss_mb'] for r in ok):.0f} MB")
         device_peak = max(r.get("device_peak_mb", 0) for r in ok)
         lines.append(
             f"| {row['shape']} | {data} | {row['label']} | {row['device']} | {cell([r['prep_s'] for r in ok], 1)} | "
@@ -212,7 +232,7 @@ def table(rows: list[dict], reps: int) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", choices=list(scale_data.SHAPES), default=list(scale_data.SHAPES))
     parser.add_argument("--scale", type=float, default=1.0, help="users, items and interactions times this, in (0, 1]")
@@ -226,12 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--protocol", choices=["recbole", "paper"], default="recbole",
+                        help="evaluation protocol: RecBole's per-user split, or the paper's held-out users")
     parser.add_argument("--workdir", default=None, help="generated data, logs, checkpoints (default: a temp dir)")
     parser.add_argument("--out", default=None, help="markdown file to write the section into (e.g. docs/results.md)")
     parser.add_argument("--name", default="scale")
     parser.add_argument("--json", default=None, help="also write every run's figures here")
     parser.add_argument("--render", default=None, help="write the section from a --json file of an earlier run (no runs)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.render:
         from benchmark import write_section
 
@@ -277,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             for (device, label), row in shape_rows.items():
                 job = {**row["job"], "dataset": dataset, "data_path": str(workdir / "data"), "device": device,
                        "seed": args.seed, "epochs": args.epochs, "epoch_budget": args.epoch_budget,
-                       "eval_budget": args.eval_budget, "workdir": str(workdir)}
+                       "eval_budget": args.eval_budget, "workdir": str(workdir), "protocol": args.protocol}
                 result = run_in_own_process(job)
                 result.update(rep=rep, shape=shape_name, label=label, device=device)
                 row["runs"].append(result)

@@ -68,3 +68,16 @@ def test_tiny_run_writes_a_section_with_every_model(tmp_path):
     assert all(users == "50" and 0 < int(items.replace(",", "")) <= 2000 for users, items in loaded)
     assert [row.split(" | ")[2] for row in rows] == ["MacridVAE:kfac=2,embedding_size=8", "MultiVAE"]
     assert not any("failed" in row for row in rows)
+
+
+def test_paper_protocol_runs_on_generated_data(tmp_path, monkeypatch):
+    """The generated ratings are all 1: --protocol paper keeps them (no rating threshold)."""
+    monkeypatch.chdir(tmp_path)
+    assert scale.protocol_settings("paper") == ["--eval_protocol=paper", "--paper_rating_threshold=~"]
+    scale_data.write_atomic(scale_data.generate(scale_data.Shape("t", 60, 80, 60 * 12), seed=0), tmp_path / "data", "t")
+    job = {"model": "MacridVAE", "settings": ["--kfac=2", "--embedding_size=8", "--paper_heldout_users=10"],
+           "dataset": "t", "data_path": str(tmp_path / "data"), "device": "cpu", "seed": 1, "epochs": 1,
+           "epoch_budget": 0, "eval_budget": 0, "workdir": str(tmp_path), "protocol": "paper"}
+    result = scale.run_model(job)
+    assert result["ok"], result.get("error")
+    assert result["users"] == 60 and result["prep_s"] > 0

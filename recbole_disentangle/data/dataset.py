@@ -18,8 +18,10 @@ import yaml
 
 from recbole_disentangle.data.atomic_check import count_rows, find_bad_value
 from recbole_disentangle.data.convert import CONVERTERS, convert_command
-from recbole_disentangle.data.dataloader import UserBatchDataLoader
+from recbole_disentangle.data.dataloader import ArrayFullSortEvalDataLoader, UserBatchDataLoader
 from recbole_disentangle.data.fields import read_header
+from recbole_disentangle.data.sampler import create_samplers
+from recbole_disentangle.data.scalable import ScalableDataset
 from recbole_disentangle.errors import DatasetError, DatasetFilesMissing
 
 SHIPPED_DATASETS = ("ml-100k",)  # inside RecBole's wheel, always available offline
@@ -185,7 +187,9 @@ def create_dataset(config):
 def dataset_class(config) -> type:
     """The Dataset class a run of ``config`` loads: the one its model declares (``dataset_class``:
     the multimodal models' :class:`~recbole_disentangle.data.multimodal.MultimodalDataset`), else
-    RecBole's choice (``recbole.data.utils.create_dataset``: ``<Model>Dataset``, else by model type)."""
+    RecBole's choice (``recbole.data.utils.create_dataset``: ``<Model>Dataset``, else by model type),
+    where that is RecBole's plain Dataset its array-code twin
+    :class:`~recbole_disentangle.data.scalable.ScalableDataset` (same results, issue 14)."""
     from recbole.utils import ModelType
 
     declared = getattr(config.model_class, "dataset_class", None)
@@ -196,7 +200,16 @@ def dataset_class(config) -> type:
     if special is None:
         type_to_class = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
         special = getattr(dataset_module, type_to_class.get(config["MODEL_TYPE"], "Dataset"))
-    return special
+    return ScalableDataset if special is dataset_module.Dataset else special
+
+
+def eval_loader_class(config, phase: str) -> type:
+    """RecBole's evaluation loader for ``phase``; its full-ranking one with the per-user loop replaced."""
+    from recbole.data.dataloader import FullSortEvalDataLoader
+    from recbole.data.utils import get_dataloader
+
+    loader = get_dataloader(config, phase)
+    return ArrayFullSortEvalDataLoader if loader is FullSortEvalDataLoader else loader
 
 
 def reuse_dataset(dataset, config):
@@ -327,7 +340,7 @@ def paper_dataloaders(config, split):
     Returns:
         (train_data, valid_data, test_data, model_dataset)
     """
-    from recbole.data.utils import create_samplers, get_dataloader
+    from recbole.data.utils import get_dataloader
 
     if trains_on_user_batches(config):
         train_data = UserBatchDataLoader(config, split.train_dataset, None, shuffle=config["shuffle"])
@@ -347,7 +360,7 @@ def recbole_dataloaders(config, dataset):
     Returns:
         (train_data, valid_data, test_data, model_dataset)
     """
-    from recbole.data.utils import create_samplers, get_dataloader
+    from recbole.data.utils import get_dataloader
     from recbole.sampler import KGSampler
     from recbole.utils import ModelType
 
@@ -365,6 +378,6 @@ def recbole_dataloaders(config, dataset):
             train_data = get_dataloader(config, "train")(config, train_dataset, train_sampler, kg_sampler, shuffle=True)
         else:
             train_data = get_dataloader(config, "train")(config, train_dataset, train_sampler, shuffle=config["shuffle"])
-        valid_data = get_dataloader(config, "valid")(config, valid_dataset, valid_sampler, shuffle=False)
-        test_data = get_dataloader(config, "test")(config, test_dataset, test_sampler, shuffle=False)
+        valid_data = eval_loader_class(config, "valid")(config, valid_dataset, valid_sampler, shuffle=False)
+        test_data = eval_loader_class(config, "test")(config, test_dataset, test_sampler, shuffle=False)
     return train_data, valid_data, test_data, train_dataset

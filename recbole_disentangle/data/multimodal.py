@@ -22,6 +22,7 @@ from recbole.utils import FeatureType
 
 from recbole_disentangle.data.attributes import AttributeSpec, ItemAttributes, item_attributes
 from recbole_disentangle.data.features.storage import feature_folder, feature_paths, read_item_features
+from recbole_disentangle.data.scalable import ScalableDataset
 from recbole_disentangle.errors import DatasetError
 
 FEATURE_MODALITIES = ("text", "image")
@@ -124,7 +125,7 @@ def _item_column_features(dataset, name: str, expected_dim: int | None) -> ItemF
     return ItemFeatures(torch.from_numpy(aligned), torch.from_numpy(present))
 
 
-class MultimodalDataset(Dataset):
+class MultimodalDataset(ScalableDataset):
     """RecBole's Dataset that also serves item features and item attributes, aligned to its
     internal item ids (row 0 is the padding item).
 

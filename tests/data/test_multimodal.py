@@ -10,6 +10,7 @@ from recbole_disentangle.config import Config
 from recbole_disentangle.data.dataset import create_dataset, dataset_class, reuse_dataset
 from recbole_disentangle.data.features import save_item_features
 from recbole_disentangle.data.multimodal import MultimodalDataset
+from recbole_disentangle.data.scalable import ScalableDataset
 from recbole_disentangle.model.addrl import ADDRL
 from recbole_disentangle.model.sem_macridvae import SEMMacridVAE
 from recbole_disentangle.model.vbpr import VBPR
@@ -25,7 +26,9 @@ def settings(tmp_path_factory):
 def test_the_multimodal_models_declare_the_multimodal_data_set(settings):
     assert VBPR.dataset_class is ADDRL.dataset_class is SEMMacridVAE.dataset_class is MultimodalDataset
     assert dataset_class(Config("VBPR", "ml-100k", config_dict=settings)) is MultimodalDataset
-    assert dataset_class(Config("BPR", "ml-100k", config_dict=FAST)) is Dataset  # RecBole's own rule
+    # RecBole's own rule, whose plain Dataset becomes its array-code twin (same results, test_scalable.py)
+    assert dataset_class(Config("BPR", "ml-100k", config_dict=FAST)) is ScalableDataset
+    assert issubclass(ScalableDataset, Dataset) and issubclass(MultimodalDataset, ScalableDataset)
 
 
 def test_features_are_aligned_once_and_shared_by_copies(settings):
@@ -44,6 +47,6 @@ def test_a_data_set_loaded_for_another_model_is_taken_over(settings):
     plain = create_dataset(Config("BPR", "ml-100k", config_dict=FAST))
     config = Config("VBPR", "ml-100k", config_dict=settings)
     reused = reuse_dataset(plain, config)
-    assert type(reused) is MultimodalDataset and type(plain) is Dataset
+    assert type(reused) is MultimodalDataset and type(plain) is ScalableDataset
     assert reused.config is config and reused.item_num == plain.item_num
     assert int(reused.item_features("text").present.sum()) == 3
