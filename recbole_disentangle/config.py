@@ -17,6 +17,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 from recbole_disentangle import registry
+from recbole_disentangle.device_settings import apply_gpu_step_defaults
 from recbole_disentangle.errors import ConfigError
 from recbole_disentangle.evaluation.protocols import protocol_of
 from recbole_disentangle.paths import properties_dir  # noqa: F401  (also imported from here)
@@ -159,6 +160,8 @@ class Config(RecBoleConfig):
             # RecBole's own checks (topk, metrics, eval_args, ...) say what is wrong in their words.
             raise ConfigError(f"RecBole rejects the settings: {err} Fix that setting (RecBole's documentation "
                               f"lists each setting's values).") from None
+        # Defaults that depend on the device (users per step on a GPU): before the checks, which see them.
+        self.device_changes = apply_gpu_step_defaults(self)
         # A misspelt key first: it may be why a setting below has its default and fails.
         check_unknown_keys(self, strict)
         check_general_settings(self)
@@ -194,6 +197,7 @@ class Config(RecBoleConfig):
                 changed.pop(key, None)  # the user set it back to the default
                 continue
             changed[key] = (value, self.source_of(key))
+        changed.update({key: (value, why) for key, (value, why) in getattr(self, "device_changes", {}).items()})
         return [(key, value, source) for key, (value, source) in changed.items()]
 
     # ---- external settings -------------------------------------------------------------

@@ -91,6 +91,10 @@ HYPERPARAMETERS = (
                    "Mises-Fisher mixture, MacridVAE.recentre_prototypes); cosine only (inner: no effect); 0 = "
                    "gradient only, as the paper.", number(at_least=0, at_most=1),
                    "it is the fraction of the way m_k moves per step, in [0, 1] (0 = off)"),
+    Hyperparameter("gpu_train_batch_size", "int", "Users per step on a GPU, where train_batch_size is not set by the "
+                   "user; the default learning_rate is then scaled by sqrt(gpu_train_batch_size / train_batch_size) "
+                   "(recbole_disentangle/device_settings.py); 0 = train_batch_size on every device.", integer(0),
+                   "it must be an integer >= 0 (0 = train_batch_size on every device)"),
     Hyperparameter("prototype_init_scale", "float", "m_k starts at this multiple of its Xavier initialisation (cosine "
                    "only; 1 = the authors' code).", number(above=0),
                    "it multiplies m_k's Xavier initialisation: a number > 0"),
