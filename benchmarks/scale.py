@@ -80,10 +80,11 @@ def budgeted(loader, budget: float, tally: dict):
     return limited
 
 
-def protocol_settings(protocol: str) -> list[str]:
+def protocol_settings(protocol: str, generated: bool = True) -> list[str]:
     """Command-line settings for ``--protocol``. The generated interactions are all positives
-    (rating 1), so the paper protocol keeps every rating instead of those >= 4."""
-    if protocol == "paper":
+    (rating 1), so on them the paper protocol keeps every rating instead of those >= 4; a real
+    data set keeps its own YAML's threshold."""
+    if protocol == "paper" and generated:
         return ["--eval_protocol=paper", "--paper_rating_threshold=~"]
     return [f"--eval_protocol={protocol}"]
 
@@ -115,9 +116,10 @@ def run_model(job: dict) -> dict:
     stage = "config"
     try:
         settings = [
-            f"--data_path={job['data_path']}", "--download=false", "--show_progress=false", "--state=WARNING",
+            *([f"--data_path={job['data_path']}"] if job["data_path"] else []), "--download=false",
+            "--show_progress=false", "--state=WARNING",
             f"--use_gpu={'true' if cuda else 'false'}", f"--seed={job['seed']}", f"--epochs={job['epochs']}",
-            f"--checkpoint_dir={job['workdir']}/saved", *protocol_settings(job.get("protocol", "recbole")),
+            f"--checkpoint_dir={job['workdir']}/saved", *protocol_settings(job.get("protocol", "recbole"), job.get("generated", True)),
             *job["settings"],
         ]
         config = Config(job["model"], job["dataset"], None, None, settings)
@@ -232,9 +234,38 @@ def table(rows: list[dict], reps: int) -> list[str]:
     return lines
 
 
+def epoch_ratios(rows: list[dict]) -> list[str]:
+    """Per shape and device, the first model's seconds per epoch over each other model's, run by run
+    (rep r of one against rep r of the other, interleaved in time): min and median of the ratios."""
+    lines = []
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["shape"], row["device"]), []).append(row)
+    for (shape, device), group in groups.items():
+        first, others = group[0], group[1:]
+        parts = []
+        for other in others:
+            ratios = [mine / theirs for mine, theirs in zip(run_epoch_seconds(first), run_epoch_seconds(other))
+                      if mine and theirs]
+            if ratios:
+                parts.append(f"{first['label']} / {other['label']} = {cell(ratios)}")
+        if parts:
+            lines.append(f"- {shape}, {device}: seconds per epoch, {'; '.join(parts)} (min / median over the reps)")
+    return ["", *lines] if lines else []
+
+
+def run_epoch_seconds(row: dict) -> list[float | None]:
+    """Each run's median epoch (the first carries warm-up when there are more); None for a failed run."""
+    return [statistics.median([e["s"] for e in r["epochs"]][1:] or [r["epochs"][0]["s"]]) if r.get("ok") else None
+            for r in row["runs"]]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", nargs="+", choices=list(scale_data.SHAPES), default=list(scale_data.SHAPES))
+    parser.add_argument("--shapes", nargs="*", choices=list(scale_data.SHAPES), default=list(scale_data.SHAPES))
+    parser.add_argument("--datasets", nargs="*", default=[], metavar="NAME[=DATA_PATH]",
+                        help="real data sets too (after the shapes), e.g. ml-100k ml-latest-small=dataset_atomic; "
+                             "no DATA_PATH: RecBole's bundled copy (ml-100k)")
     parser.add_argument("--scale", type=float, default=1.0, help="users, items and interactions times this, in (0, 1]")
     parser.add_argument("--item_scale", type=float, default=None, help="items times this instead (default: --scale)")
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
@@ -256,13 +287,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def data_sources(args, item_scale: float, workdir: Path, generation: list[str]):
+    """(row name, data set, data path, counts) for each generated shape (written under ``workdir``;
+    a line about it appended to ``generation``) and each real data set of ``--datasets``."""
+    for shape_name in args.shapes:
+        shape = scale_data.SHAPES[shape_name].scaled(args.scale, item_scale)
+        dataset = f"scale-{shape_name}"
+        started = time.perf_counter()
+        matrix = scale_data.generate(shape, seed=args.seed)
+        scale_data.write_atomic(matrix, workdir / "data", dataset)
+        realised_gini = scale_data.gini(matrix.sum(axis=0).A1)
+        generation.append(f"{shape_name}: {shape.users:,} users x {shape.items:,} items, {matrix.nnz:,} interactions "
+                          f"(item Gini {realised_gini:.2f}, target {shape.item_gini}), generated and written in "
+                          f"{time.perf_counter() - started:.1f} s")
+        print(generation[-1], flush=True)
+        yield shape_name, dataset, str(workdir / "data"), {"users": shape.users, "items": shape.items,
+                                                           "interactions": matrix.nnz}
+    for spec in args.datasets:
+        name, _, data_path = spec.partition("=")
+        # As loaded (filtered by the data set's YAML): filled in from the runs for the table.
+        yield name, name, str(Path(data_path).resolve()) if data_path else None, {"users": 0, "items": 0, "interactions": 0}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.render:
         from benchmark import write_section
 
         saved = json.loads(Path(args.render).read_text())
-        body = [*saved["header"], *table(saved["rows"], saved["reps"]), ""]
+        body = [*saved["header"], *table(saved["rows"], saved["reps"]), *epoch_ratios(saved["rows"]), ""]
         print("\n".join(body))
         if args.out:
             write_section(Path(args.out), args.name, body)
@@ -278,30 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     generation = []
-    for shape_name in args.shapes:
-        full = scale_data.SHAPES[shape_name]
-        shape = full.scaled(args.scale, item_scale)
-        dataset = f"scale-{shape_name}"
-        started = time.perf_counter()
-        matrix = scale_data.generate(shape, seed=args.seed)
-        scale_data.write_atomic(matrix, workdir / "data", dataset)
-        realised_gini = scale_data.gini(matrix.sum(axis=0).A1)
-        generation.append(f"{shape_name}: {shape.users:,} users x {shape.items:,} items, {matrix.nnz:,} interactions "
-                          f"(item Gini {realised_gini:.2f}, target {shape.item_gini}), generated and written in "
-                          f"{time.perf_counter() - started:.1f} s")
-        print(generation[-1], flush=True)
-        negatives = max(int(round(args.negatives * item_scale)), 1)
+    for shape_name, dataset, data_path, counts in data_sources(args, item_scale, workdir, generation):
+        generated = shape_name != dataset
+        negatives = max(int(round(args.negatives * item_scale)), 1) if generated else args.negatives
         specs = [spec.replace("{negatives}", str(negatives)) for spec in args.models]
         shape_rows = {}
         for device in devices:
             for spec in specs:
                 label, model, settings = parse_model(spec)
                 shape_rows[(device, label)] = {"shape": shape_name, "label": label, "device": device, "runs": [],
-                                               "users": shape.users, "items": shape.items, "interactions": matrix.nnz,
-                                               "job": {"model": model, "settings": settings}}
+                                               **counts, "job": {"model": model, "settings": settings}}
         for rep in range(args.reps):
             for (device, label), row in shape_rows.items():
-                job = {**row["job"], "dataset": dataset, "data_path": str(workdir / "data"), "device": device,
+                job = {**row["job"], "dataset": dataset, "data_path": data_path, "generated": generated,
+                       "device": device,
                        "seed": args.seed, "epochs": args.epochs, "epoch_budget": args.epoch_budget,
                        "eval_budget": args.eval_budget, "workdir": str(workdir), "protocol": args.protocol}
                 result = run_in_own_process(job)
@@ -325,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         plain_rows = [{k: v for k, v in row.items() if k != "job"} for row in rows]
         Path(args.json).write_text(json.dumps({"header": header, "rows": plain_rows, "reps": args.reps}, indent=1))
-    body = [*header, *table(rows, args.reps), ""]
+    body = [*header, *table(rows, args.reps), *epoch_ratios(rows), ""]
     text = "\n".join(body)
     print(text, flush=True)
     if args.out:

@@ -81,3 +81,20 @@ def test_paper_protocol_runs_on_generated_data(tmp_path, monkeypatch):
     result = scale.run_model(job)
     assert result["ok"], result.get("error")
     assert result["users"] == 60 and result["prep_s"] > 0
+
+
+def test_epoch_ratios_pair_the_runs_of_each_rep():
+    def row(label, seconds):
+        return {"shape": "ml-100k", "device": "cpu", "label": label,
+                "runs": [{"ok": True, "epochs": [{"s": 9.0}, {"s": s}]} for s in seconds]}
+
+    lines = scale.epoch_ratios([row("A", [1.0, 2.0, 3.0]), row("B", [2.0, 2.0, 2.0])])
+    assert lines[1] == "- ml-100k, cpu: seconds per epoch, A / B = 0.50 / 1.00 (min / median over the reps)"
+
+
+def test_real_data_sets_keep_their_own_rating_threshold():
+    assert scale.protocol_settings("paper", generated=False) == ["--eval_protocol=paper"]
+    parsed = scale.build_parser().parse_args(["--shapes", "--datasets", "ml-100k", "ml-latest-small=dataset_atomic"])
+    sources = list(scale.data_sources(parsed, 1.0, Path("unused"), []))
+    assert [(name, dataset) for name, dataset, _, _ in sources] == [("ml-100k", "ml-100k"), ("ml-latest-small", "ml-latest-small")]
+    assert sources[0][2] is None and sources[1][2] == str(Path("dataset_atomic").resolve())
