@@ -22,8 +22,8 @@ from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
 from recbole_disentangle.config import load_yaml_file, model_defaults, plain_config, to_plain
 from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.evaluation.protocols import protocol_of
-from recbole_disentangle.optim import RowSparseAdam
 from recbole_disentangle.model.base import evaluation_pass
+from recbole_disentangle.optim import RowSparseAdam
 
 
 def _plain_number(value):

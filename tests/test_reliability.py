@@ -39,9 +39,14 @@ class Case:
     absent: list[str] = field(default_factory=list)  # fragments the message must not contain
     # A run that must finish (exit 0): the test metrics it must report (--result_json), shown as its message.
     test_metrics: list[str] = field(default_factory=list)
+    # A library call (``python -c CODE``) instead of a command: it raises, and Python prints the
+    # exception under its traceback; the message is the exception's line.
+    python_code: str | None = None
 
     @property
     def command(self) -> str:
+        if self.python_code:
+            return f"python -c {shlex.quote(self.python_code)}"
         head = f"python -m {self.module}" if self.module else "python run_recbole_dis.py"
         return " ".join([head, *(shlex.quote(a) for a in self.args)])
 
@@ -115,6 +120,10 @@ CASES = [
     Case("RecBole's knowledge-aware CKE on ml-100k (reads the .kg and .link files)",
          ["--model=CKE", "--epochs=1", "--embedding_size=8", "--kg_embedding_size=8"],
          [], code=0, test_metrics=["ndcg@10", "recall@10"]),
+    Case("RecBole's own load_data_and_model on this package's checkpoint (an AttributeError in RecBole's logger before)",
+         [], ["was written by recbole-disentangle", "recbole_disentangle.quick_start.load_data_and_model"], code=1,
+         needs_checkpoint=True, python_code="import recbole_disentangle.quick_start; "
+                                            "from recbole.quick_start import load_data_and_model; load_data_and_model('k7.pth')"),
     Case("--control_concept 9 on a 7-concept model (analysis command)",
          ["--model_file", "k7.pth", "--out", "analysis", "--no_plots", "--control_concept", "9"],
          ["control_concept", "9"], module="recbole_disentangle.analysis", needs_checkpoint=True),
@@ -192,12 +201,14 @@ def test_bad_input_is_a_clear_error(case, case_root, env, request):
         request.getfixturevalue("k7_checkpoint")
     head = [sys.executable, "-m", case.module] if case.module else [sys.executable, str(REPO_ROOT / "run_recbole_dis.py")]
     extra = [] if case.module else ["--state=WARNING"]
+    if case.python_code:
+        head, extra = [sys.executable, "-c", case.python_code], []
     result_file = case_root / f"result-{CASES.index(case)}.json"
     if case.test_metrics:
         extra += ["--show_progress=false", f"--result_json={result_file}"]
     done = subprocess.run([*head, *case.args, *extra], cwd=case_root, capture_output=True, text=True, env=env,
                           timeout=600)
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert case.python_code or "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.returncode == case.code, done.stderr[-3000:]
     message = message_of(done.stderr)
     if case.test_metrics:
@@ -221,6 +232,7 @@ def render_table() -> str:
         "checkpoint with K = 7) and the YAML files named. Run-command cases also pass `--state=WARNING`.",
         "None ends in a traceback; exit code 2 means the run stopped before training. Rows with exit code 0",
         "are runs that must finish (a warning, or RecBole's other model types, whose message is their test result).",
+        "The `python -c` row is a library call: it raises (exit code 1) and its message is the exception's line.",
         "Refresh: `RELIABILITY_TABLE=1 python -m pytest -q tests/test_reliability.py`.",
         "",
         "| bad input | command | exit code | message |",
