@@ -172,7 +172,7 @@ def test_full_sort_evaluation_loader_gives_the_same_users_and_items():
         assert set(old_loader.uid2history_item[user].tolist()) == set(new_loader.uid2history_item[user].tolist())
 
 
-def test_evaluation_through_the_pipeline_scores_what_recboles_loaders_score():
+def test_evaluation_through_the_pipeline_scores_what_recboles_loaders_score(workdir):
     from recbole_disentangle.quick_start import build
     from recbole_disentangle.trainer import get_trainer
 

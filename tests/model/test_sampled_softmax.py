@@ -47,7 +47,7 @@ def changed_rows(table, before):
     return set(torch.nonzero((table.detach() != before).any(1)).view(-1).tolist())
 
 
-def test_a_sampled_step_touches_only_the_rows_of_the_batch_and_the_samples(sampled):
+def test_a_sampled_step_touches_only_the_rows_of_the_batch_and_the_samples(sampled, workdir):
     config, train_data, model = sampled
     trainer = get_trainer(config, model)
     assert isinstance(trainer.optimizer, RowSparseAdam)
