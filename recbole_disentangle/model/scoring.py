@@ -103,7 +103,7 @@ def pair_mixture_scores(z_rows: torch.Tensor, items: ItemSide, item_ids: torch.T
     return torch.logsumexp(logits * items.logit_scale[item_ids].unsqueeze(1) + items.log_c[item_ids], dim=1)
 
 
-__all__ = ["DEFAULT_EVAL_MEMORY_BUDGET_MB", "ItemSide", "chunk_sizes", "logsumexp_in_place", "mixture_scores",
+__all__ = ["DEFAULT_EVAL_MEMORY_BUDGET_MB", "CachedItemSide", "ItemSide", "chunk_sizes", "logsumexp_in_place", "mixture_scores",
            "pair_mixture_scores"]
 
 
