@@ -33,6 +33,7 @@ import argparse
 import copy
 import datetime
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -105,6 +106,8 @@ def run_model(job: dict) -> dict:
     from recbole_disentangle.trainer import get_trainer
 
     compat.filter_known_warnings()
+    # RecBole's trainer writes ./log_tensorboard: into the workdir (a process of its own), not the caller's folder.
+    os.chdir(job["workdir"])
     cuda = job["device"] == "cuda"
     result = {"ok": False}
 
@@ -327,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     item_scale = args.item_scale if args.item_scale is not None else args.scale
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="scale-"))
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="scale-")).resolve()  # runs chdir into it
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
     generation = []
