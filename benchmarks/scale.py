@@ -212,7 +212,7 @@ def table(rows: list[dict], reps: int) -> list[str]:
                          f"{max(r.get('peak_rss_mb', 0) for r in row['runs']):.0f} | – | failed: {error[:160]} |")
             continue
         # Per run: the median epoch (the first carries warm-up when there are more).
-        per_run = [statistics.median([e["s"] for e in r["epochs"]][1:] or [r["epochs"][0]["s"]]) for r in ok]
+        per_run = [seconds for seconds in run_epoch_seconds(row) if seconds is not None]
         evals = [r["eval"]["s"] for r in ok]
         cut = any(e["cut"] for r in ok for e in r["epochs"])
         cut_eval = any(r["eval"]["cut"] for r in ok)

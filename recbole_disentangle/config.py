@@ -170,6 +170,12 @@ class Config(RecBoleConfig):
         if check is not None:
             check(self)
 
+    def set_by_user(self, key: str) -> bool:
+        """Whether ``key``'s value was chosen for this run: a config file, ``config_dict``, the
+        command line, or the data set's YAML where it differs from the model's default (the layers
+        :meth:`source_of` names), not a default."""
+        return key in self.external_config_dict or key in self._dataset_yaml_changes
+
     def source_of(self, key: str) -> str:
         """Where the value of ``key`` came from, for error messages: the command line, a file, ..."""
         if key in self.cmd_config_dict:

@@ -20,12 +20,6 @@ import math
 import torch
 
 
-def user_set(config, key: str) -> bool:
-    """Whether ``key`` was set by the user: a config file, ``config_dict``, the command line or the
-    data set's YAML (where it differs from the model's default)."""
-    return key in config.external_config_dict or key in getattr(config, "_dataset_yaml_changes", {})
-
-
 def apply_gpu_step_defaults(config, device_type: str | None = None) -> dict[str, tuple[object, str]]:
     """Set the GPU's users per step and learning rate on ``config`` (see the module docstring);
     returns {key: (value, why)} for what it changed (nothing on a CPU, or where the user chose).
@@ -35,13 +29,13 @@ def apply_gpu_step_defaults(config, device_type: str | None = None) -> dict[str,
         device_type = torch.device(config["device"]).type
     # A value that is not a positive int is left to the model's check_config, which names the rule.
     usable = isinstance(gpu_batch, int) and not isinstance(gpu_batch, bool) and gpu_batch > 0
-    if not usable or device_type != "cuda" or user_set(config, "train_batch_size"):
+    if not usable or device_type != "cuda" or config.set_by_user("train_batch_size"):
         return {}
     cpu_batch = config["train_batch_size"]
     why = f"gpu_train_batch_size on a GPU (train_batch_size {cpu_batch} on a CPU)"
     changed = {"train_batch_size": (gpu_batch, why)}
     config["train_batch_size"] = gpu_batch
-    if not user_set(config, "learning_rate"):
+    if not config.set_by_user("learning_rate"):
         scaled = config["learning_rate"] * math.sqrt(gpu_batch / cpu_batch)
         config["learning_rate"] = scaled
         changed["learning_rate"] = (scaled, f"{why}: the default times sqrt({gpu_batch} / {cpu_batch})")

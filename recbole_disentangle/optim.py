@@ -36,10 +36,6 @@ class RowSparseAdam:
     def param_groups(self) -> list[dict]:
         return self.dense.param_groups + self.rows.param_groups
 
-    @property
-    def state(self) -> dict:
-        return {**self.dense.state, **self.rows.state}
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.dense.zero_grad(set_to_none)
         self.rows.zero_grad(set_to_none)

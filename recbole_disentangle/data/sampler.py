@@ -22,18 +22,17 @@ class UsedItems:
     of sets) still works for RecBole code that reads ``sampler.used_ids`` directly.
     """
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, user_num: int, item_num: int):
+    def __init__(self, users: np.ndarray, items: np.ndarray, user_num: int, item_num: int,
+                 also: "UsedItems | None" = None):
+        """The (user, item) pairs given, plus those of ``also`` (an earlier phase's) if given."""
         self.user_num, self.item_num = user_num, item_num
-        self.keys = np.unique(users.astype(np.int64) * item_num + items)
+        keys = users.astype(np.int64) * item_num + items
+        self.keys = np.unique(keys) if also is None else np.union1d(also.keys, keys)
         self.indptr = np.searchsorted(self.keys, np.arange(user_num + 1, dtype=np.int64) * item_num)
 
     def union(self, users: np.ndarray, items: np.ndarray) -> "UsedItems":
         """These pairs and another phase's."""
-        merged = UsedItems.__new__(UsedItems)
-        merged.user_num, merged.item_num = self.user_num, self.item_num
-        merged.keys = np.union1d(self.keys, users.astype(np.int64) * self.item_num + items)
-        merged.indptr = np.searchsorted(merged.keys, np.arange(self.user_num + 1, dtype=np.int64) * self.item_num)
-        return merged
+        return UsedItems(users, items, self.user_num, self.item_num, also=self)
 
     def counts(self) -> np.ndarray:
         return np.diff(self.indptr)
