@@ -73,7 +73,8 @@ def sampled_step_loss(model, batch: SparseRows) -> torch.Tensor:
     loss = model.sampled_recon_loss(z, log_c, decoder_batch, negatives, table=h)
     loss = loss + model.beta_tensor() * model.kl_loss(mu, log_var_ratio)
     if model.reg_weight > 0:
-        dense_weights = (model.prototypes, *model.encoder.weight_matrices()[1:])  # [0] is t, counted by its rows
+        # t is counted by its gathered rows, as h is
+        dense_weights = (model.prototypes, *(w for w in model.encoder.weight_matrices() if w is not model.encoder.context))
         squares = h.pow(2).sum() + t.pow(2).sum() + sum(w.pow(2).sum() for w in dense_weights)
         loss = loss + model.reg_weight * squares
     return loss
