@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from recbole.trainer.trainer import Trainer
 
 from recbole_disentangle import registry
 from recbole_disentangle.checkpoint import load_checkpoint, save_checkpoint
 from recbole_disentangle.config import load_yaml_file, model_defaults, plain_config, to_plain
+from recbole_disentangle.epoch import train_epoch_on_device
 from recbole_disentangle.errors import CheckpointError
 from recbole_disentangle.evaluation.protocols import protocol_of
 from recbole_disentangle.model.base import evaluation_pass
@@ -67,7 +69,10 @@ class SafeCheckpointMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         started = time.perf_counter()
         try:
-            loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+            if self._replaces_recbole_epoch():
+                loss = train_epoch_on_device(self, train_data, epoch_idx, loss_func, show_progress)
+            else:
+                loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
             # A model may change itself between epochs (MacridVAE's adaptive K merges concepts);
             # inside the timed block, so seconds per epoch include what that costs.
             on_epoch_end = getattr(self.model, "on_epoch_end", None)
@@ -82,6 +87,13 @@ class SafeCheckpointMixin:
         if fitting and self.epoch_listener is not None and not self._validates_after(epoch_idx, fitting["valid_data"]):
             self.epoch_listener(self, epoch_idx, loss, None)
         return loss
+
+    def _replaces_recbole_epoch(self) -> bool:
+        """Whether the epoch RecBole would run is ``Trainer._train_epoch`` itself, single-process and
+        without the gradient scaler: the loop ``epoch.train_epoch_on_device`` reproduces without
+        waiting for the device every step."""
+        inherited = getattr(super()._train_epoch, "__func__", None)
+        return inherited is Trainer._train_epoch and bool(self.config["single_spec"]) and not self.enable_scaler
 
     # ---- resuming where training stopped ------------------------------------------------
     def _validates_after(self, epoch_idx, valid_data) -> bool:

@@ -86,6 +86,13 @@ class ModelHooks:
         Empty (the default): RecBole's optimizer for every parameter."""
         return []
 
+    def host_batch_fields(self) -> tuple[str, ...]:
+        """Fields of a training batch the trainer leaves on the host, where the data loader made
+        them, instead of copying them to the model's device (``epoch.train_epoch_on_device``): a
+        model that reads the batch's shape from them (MacridVAE: how many items its users have)
+        reads it there, without waiting for the device, and copies them itself. Default: none."""
+        return ()
+
     def on_epoch_end(self) -> None:
         """Called by the trainer after every training epoch, inside its timing (MacridVAE's
         adaptive K merges concepts here)."""
