@@ -8,6 +8,7 @@ import pytest
 import torch
 from recbole.trainer.trainer import Trainer
 
+from host_syncs import HostSyncRecorder, epoch_syncs
 from model_contract import FAST
 from recbole_disentangle.config import Config
 from recbole_disentangle.quick_start import build
@@ -88,3 +89,24 @@ def test_a_nan_loss_still_stops_training_naming_its_step(built, workdir):
     assert len(steps) == len(train_data)  # found at the end of the epoch, not at the step
     # No checkpoint of the NaN weights: the last-epoch one is written after the epoch returns.
     assert not last_checkpoint_path(trainer.saved_model_file).exists()
+
+
+def test_a_macridvae_epoch_waits_for_the_device_only_after_its_last_step(built, workdir):
+    config, train_data, model = built
+    trainer = get_trainer(config, copy.deepcopy(model))
+    events = epoch_syncs(trainer, train_data)
+    assert [event for event in events if event[0] != "after the last step"] == []
+    # The loss sums and the NaN check, read once.
+    assert len(events) <= 3 and all("train_epoch_on_device" in caller for _, _, caller in events), events
+
+
+def test_the_recorder_sees_the_waits_of_recboles_loop_and_of_device_ids(built, workdir):
+    """The test above could pass for a recorder that sees nothing: here it must see waits."""
+    config, train_data, model = built
+    trainer = get_trainer(config, copy.deepcopy(model))
+    trainer._replaces_recbole_epoch = lambda: False  # RecBole's loop: loss.item() and isnan every step
+    events = epoch_syncs(trainer, train_data)
+    assert {caller.rsplit(":", 1)[-1] for phase, _, caller in events if phase == "step 0"} >= {"_train_epoch", "_check_nan"}
+    with HostSyncRecorder() as recorder:  # ids on the device: user_rows reads the batch's size there
+        model.user_rows(torch.arange(1, 20).to(model.history_indptr.device).clone())
+    assert any(caller.endswith(":user_rows") for _, _, caller in recorder.events)

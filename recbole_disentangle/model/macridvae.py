@@ -213,16 +213,28 @@ class MacridVAE(SampledSoftmax, PrototypeUpkeep, CachedItemSide, GeneralRecommen
 
     def user_rows(self, users: torch.Tensor) -> SparseRows:
         """The history rows of ``users`` (in their order, repeats included) as a batch."""
-        users = users.to(self.history_indptr.device, torch.long)
+        total = None
+        if users.device.type == "cpu":
+            # Ids on the host (a training step's: host_batch_fields): the batch's number of
+            # interactions, a shape the device needs before it can slice, comes from the host copy
+            # of the matrix, so the step does not wait for the device to compute it.
+            host_ids = users.numpy()
+            total = int((self.history.indptr[host_ids + 1] - self.history.indptr[host_ids]).sum())
+        users = users.to(self.history_indptr.device, torch.long, non_blocking=True)
         starts = self.history_indptr[users]
         counts = self.history_indptr[users + 1] - starts
-        # One scalar crosses to the host (the batch's number of interactions, a shape), where
-        # slicing the scipy matrix on the host needed the user ids there and the batch copied back.
-        total = int(counts.sum())
+        if total is None:
+            # Ids on the device (RecBole's evaluation loop copies them there): one scalar crosses
+            # to the host, where slicing the scipy matrix needed the ids there and the batch copied back.
+            total = int(counts.sum())
         rows = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts, output_size=total)
         offsets = torch.arange(total, device=users.device) - (counts.cumsum(0) - counts).repeat_interleave(counts, output_size=total)
         cols = self.history_indices[starts[rows] + offsets].long()
         return SparseRows(rows=rows, cols=cols, values=torch.ones(total, device=users.device), batch_size=len(users))
+
+    def host_batch_fields(self) -> tuple[str, ...]:
+        """A training step's user ids stay on the host: :meth:`user_rows` reads the batch's size there."""
+        return (self.USER_ID,)
 
     # ---- model --------------------------------------------------------------------------
     def concept_logits(self, h: torch.Tensor | None = None) -> torch.Tensor:

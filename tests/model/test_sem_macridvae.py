@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from host_syncs import epoch_syncs
 from model_contract import FAST, ModelContract
 from recbole_disentangle.config import Config
 from recbole_disentangle.data.dataset import create_dataset
@@ -19,6 +20,7 @@ from recbole_disentangle.errors import ConfigError, DatasetError
 from recbole_disentangle.model.macridvae import MacridVAE
 from recbole_disentangle.model.sem_macridvae import SEMMacridVAE
 from recbole_disentangle.quick_start import build
+from recbole_disentangle.trainer import get_trainer
 
 SMALL = {**FAST, "embedding_size": 16, "kfac": 7, "weight_decay": 0.0, "text_features": "toy", "category_field": "class"}
 
@@ -304,3 +306,10 @@ def test_ml_latest_small_demo_settings_load_genres_and_title_genres_tags_feature
                                config_dict={**FAST, "data_path": str(data), "embedding_size": 4, "paper_heldout_users": 2,
                                             "visual_init": False}))[-1]
     assert not torch.allclose(model.item_embedding[1:], random_init.item_embedding[1:])
+
+
+def test_a_training_epoch_waits_for_the_device_only_after_its_last_step(make):
+    """Category supervision and the feature initialisation add no host sync to MacridVAE's step (issue 14)."""
+    config, (_, train_data, _, _, model) = make("SEM-MacridVAE")
+    events = epoch_syncs(get_trainer(config, model), train_data)
+    assert events and [event for event in events if event[0] != "after the last step"] == []
