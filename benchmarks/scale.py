@@ -13,7 +13,9 @@ an atomic file, and every model of ``--models`` runs on it through the package's
 * data preparation: ``quick_start.build`` (RecBole's Dataset, split and loaders, the model), under
   ``--protocol`` (``recbole``: RecBole's per-user split; ``paper``: held-out users);
 * ``--epochs`` training epochs (RecBole's ``Trainer._train_epoch``);
-* one full-ranking evaluation pass over the validation split (``Trainer.evaluate``).
+* one full-ranking evaluation pass over the validation split (``Trainer.evaluate``);
+* an epoch's FLOPs, counted before the timed epochs (benchmarks/flops.py: dense matrix products),
+  and the TFLOP/s the epochs achieve, as a % of the device's FP32 peak where known (``--peak_tflops``).
 
 Models run interleaved (A B C ... A B C ... for ``--reps``), each run in a process of its own, so
 its peak host memory (max RSS, which includes the ~300 MB of the imports) and device memory
@@ -45,6 +47,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import flops  # noqa: E402
 import scale_data  # noqa: E402
 
 DEFAULT_MODELS = ["MacridVAE", "MacridVAE:sampled_negatives={negatives}", "RecBoleMacridVAE", "MultiVAE", "MultiDAE"]
@@ -135,6 +138,9 @@ def run_model(job: dict) -> dict:
         result["prep_rss_mb"] = peak_rss_mb()  # the peak so far: preparation's, imports included
         result.update(users=int(dataset.user_num) - 1, items=int(dataset.item_num) - 1, interactions=len(dataset.inter_feat))
         trainer = get_trainer(config, model)
+        stage = "flop count"
+        if job.get("flop_steps"):
+            result["flops"] = flops.count_epoch_flops(model, train_data, trainer.device, job["flop_steps"])
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         stage = "training"
@@ -142,21 +148,23 @@ def run_model(job: dict) -> dict:
         for epoch in range(job["epochs"]):
             tally = {}
             started = now()
-            trainer._train_epoch(budgeted(train_data, job["epoch_budget"], tally), epoch, show_progress=False)
+            loss = trainer._train_epoch(budgeted(train_data, job["epoch_budget"], tally), epoch, show_progress=False)
             seconds = now() - started
             epochs.append({"s": seconds * len(train_data) / max(tally["done"], 1), "cut": tally["cut"],
-                           "batches": tally["done"], "of": len(train_data)})
+                           "batches": tally["done"], "of": len(train_data), "loss": loss})
         result["epochs"] = epochs
         stage = "evaluation"
         tally = {}
         started = now()
         with torch.no_grad():
-            trainer.evaluate(budgeted(valid_data, job["eval_budget"], tally), load_best_model=False, show_progress=False)
+            metrics = trainer.evaluate(budgeted(valid_data, job["eval_budget"], tally), load_best_model=False, show_progress=False)
         seconds = now() - started
         result["eval"] = {"s": seconds * len(valid_data) / max(tally["done"], 1), "cut": tally["cut"],
-                          "batches": tally["done"], "of": len(valid_data)}
-        if cuda:
-            result["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                          "batches": tally["done"], "of": len(valid_data),
+                          "metrics": {name: float(value) for name, value in (metrics or {}).items()}}
+        if cuda:  # the device's name: its FP32 peak (flops.fp32_peak)
+            result.update(device_peak_mb=torch.cuda.max_memory_allocated() / 2**20, device_name=torch.cuda.get_device_name(),
+                          matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
         result["ok"] = True
     except Exception as err:  # noqa: BLE001 - reported in the table, the next run goes on
         result["error"] = f"{stage}: {type(err).__name__}: {str(err)[:300]}"
@@ -194,11 +202,12 @@ def cell(values: list[float], digits: int = 2) -> str:
     return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
 
 
-def table(rows: list[dict], reps: int) -> list[str]:
+def table(rows: list[dict], reps: int, peaks: dict[str, float]) -> list[str]:
+    """The markdown table; ``peaks``: ``--peak_tflops`` as {device or '': TFLOPS} (flops.fp32_peak)."""
     lines = [
         "| shape | users x items, interactions (as loaded) | model | device | preparation s | s / epoch | evaluation s | "
-        "evaluation / epoch | peak RSS MB | peak device MB | notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "evaluation / epoch | GFLOP / epoch | TFLOP/s | % of FP32 peak | peak RSS MB | peak device MB | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         ok = [r for r in row["runs"] if r.get("ok")]
@@ -208,7 +217,7 @@ def table(rows: list[dict], reps: int) -> list[str]:
         data = f"{seen['users']:,} x {seen['items']:,}, {seen['interactions']:,}"
         if not ok:
             error = next((r.get("error", "") for r in row["runs"]), "")
-            lines.append(f"| {row['shape']} | {data} | {row['label']} | {row['device']} | – | – | – | – | "
+            lines.append(f"| {row['shape']} | {data} | {row['label']} | {row['device']} | – | – | – | – | – | – | – | "
                          f"{max(r.get('peak_rss_mb', 0) for r in row['runs']):.0f} | – | failed: {error[:160]} |")
             continue
         # Per run: the median epoch (the first carries warm-up when there are more).
@@ -224,16 +233,19 @@ def table(rows: list[dict], reps: int) -> list[str]:
             notes.append(f"preparation CPU s {cell([r['prep_cpu_s'] for r in ok], 1)}")
         if all("prep_rss_mb" in r for r in ok):
             notes.append(f"peak RSS after preparation {max(r['prep_rss_mb'] for r in ok):.0f} MB")
+        peak = flops.fp32_peak(row["device"], ok, peaks)
+        notes += flops.flop_notes(ok, peak)
         device_peak = max(r.get("device_peak_mb", 0) for r in ok)
         lines.append(
             f"| {row['shape']} | {data} | {row['label']} | {row['device']} | {cell([r['prep_s'] for r in ok], 1)} | "
             f"{cell(per_run)}{'*' if cut else ''} | {cell(evals)}{'*' if cut_eval else ''} | "
-            f"{statistics.median(evals) / statistics.median(per_run):.2f} | {max(r['peak_rss_mb'] for r in ok):.0f} | "
+            f"{statistics.median(evals) / statistics.median(per_run):.2f} | "
+            f"{' | '.join(flops.flop_cells(ok, per_run, peak))} | {max(r['peak_rss_mb'] for r in ok):.0f} | "
             f"{f'{device_peak:.0f}' if device_peak else '–'} | {'; '.join(notes)} |"
         )
     lines += ["", f"Two figures in a cell: min / median over {reps} runs (interleaved); one figure: one run. "
               "Preparation: RecBole's Dataset, split and loaders and the model, from the atomic file. "
-              "s / epoch: the median over a run's epochs after the first (the first when there is one)."]
+              "s / epoch: the median over a run's epochs after the first (the first when there is one). " + flops.TABLE_NOTE]
     return lines
 
 
@@ -287,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", default="scale")
     parser.add_argument("--json", default=None, help="also write every run's figures here")
     parser.add_argument("--render", default=None, help="write the section from a --json file of an earlier run (no runs)")
+    parser.add_argument("--flop_steps", type=int, default=flops.DEFAULT_STEPS, help="training steps FLOPs are counted on; 0: none")
+    parser.add_argument("--peak_tflops", nargs="+", type=flops.peak_option, default=[], metavar="[DEVICE=]TFLOPS",
+                        help="FP32 peak: 67 (every device) or cpu=1.2 cuda=67; default: flops.py's datasheet GPUs, none for a CPU")
     return parser
 
 
@@ -314,11 +329,12 @@ def data_sources(args, item_scale: float, workdir: Path, generation: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    peaks = dict(args.peak_tflops)
     if args.render:
         from benchmark import write_section
 
         saved = json.loads(Path(args.render).read_text())
-        body = [*saved["header"], *table(saved["rows"], saved["reps"]), *epoch_ratios(saved["rows"]), ""]
+        body = [*saved["header"], *table(saved["rows"], saved["reps"], peaks), *epoch_ratios(saved["rows"]), ""]
         print("\n".join(body))
         if args.out:
             write_section(Path(args.out), args.name, body)
@@ -349,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 job = {**row["job"], "dataset": dataset, "data_path": data_path, "generated": generated,
                        "device": device,
                        "seed": args.seed, "epochs": args.epochs, "epoch_budget": args.epoch_budget,
-                       "eval_budget": args.eval_budget, "workdir": str(workdir), "protocol": args.protocol}
+                       "eval_budget": args.eval_budget, "workdir": str(workdir), "protocol": args.protocol, "flop_steps": args.flop_steps}
                 result = run_in_own_process(job)
                 result.update(rep=rep, shape=shape_name, label=label, device=device)
                 row["runs"].append(result)
@@ -371,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         plain_rows = [{k: v for k, v in row.items() if k != "job"} for row in rows]
         Path(args.json).write_text(json.dumps({"header": header, "rows": plain_rows, "reps": args.reps}, indent=1))
-    body = [*header, *table(rows, args.reps), *epoch_ratios(rows), ""]
+    body = [*header, *table(rows, args.reps, peaks), *epoch_ratios(rows), ""]
     text = "\n".join(body)
     print(text, flush=True)
     if args.out:
