@@ -24,7 +24,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 # aten operations that read a device value on the host, or size their output by one.
 WAITING_OPS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten._unique2.default",
                "aten.unique_dim.default", "aten.unique_consecutive.default", "aten.masked_select.default"}
-HOST_READS = {torch.Tensor.numpy, torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.item}
+# Reads that do not reach aten on a CPU (``item``, ``int()`` and ``bool()`` do: _local_scalar_dense).
+HOST_READS = {torch.Tensor.numpy, torch.Tensor.tolist, torch.Tensor.cpu}
 
 
 def _waits(name: str, args, kwargs) -> bool:
