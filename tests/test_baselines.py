@@ -1,5 +1,8 @@
 """RecBole's auto-encoders as the papers' baselines: KL annealing within the run, per-user results."""
 
+import subprocess
+import sys
+
 import pytest
 
 from model_contract import FAST
@@ -41,3 +44,15 @@ def test_paper_protocol_results_carry_every_test_users_metrics(workdir):
     assert len(per_user["user"]) == len(per_user["ndcg@100"]) == result["test_result"]["users"]
     mean = sum(per_user["ndcg@100"]) / len(per_user["ndcg@100"])
     assert mean == pytest.approx(result["test_result"]["ndcg@100"], abs=1e-5)
+
+
+def test_a_recbole_sequential_model_leaves_autograd_anomaly_detection_as_it_was(repo_env):
+    """RecBole's sine.py switches anomaly detection on at import (1.5x the time of a MacridVAE epoch);
+    fresh processes, as the import happens once per process."""
+    check = "import torch; print(torch.is_anomaly_enabled())"
+    recbole_import = subprocess.run([sys.executable, "-c", "import recbole.model.sequential_recommender; " + check],
+                                    capture_output=True, text=True, env=repo_env, check=True)
+    assert recbole_import.stdout.split()[-1] == "True"  # what the package undoes
+    ours = subprocess.run([sys.executable, "-c", "from recbole_disentangle.registry import get_model; "
+                           "get_model('SASRec'); " + check], capture_output=True, text=True, env=repo_env, check=True)
+    assert ours.stdout.split()[-1] == "False"
