@@ -7,15 +7,18 @@ synchronises the stream after it), ``losses.item()`` reads the loss, and ``_chec
 launches the next step's kernels. :func:`train_epoch_on_device` is the same loop without those
 waits:
 
-* the batch is copied with ``non_blocking=True``, and the fields the model reads on the host
-  (``ModelHooks.host_batch_fields``, MacridVAE's user ids) are not copied at all;
+* the batch is copied without waiting (``transfer.copy_to_device``: pinned, ``non_blocking``), and
+  the fields the model reads on the host (``ModelHooks.host_batch_fields``, MacridVAE's user ids)
+  are left there for the model to copy;
 * the loss is summed on the device in float64, one entry per loss part, and read once at the end
   of the epoch: the same float64 sums, in the same order, as RecBole's Python sum of ``item()``s;
 * a NaN loss is recorded on the device (the first step it happened at) and raised at the end of
   the epoch, with RecBole's message ("Training loss is nan") and the step. RecBole raises at the
   step itself; here the rest of the epoch runs on NaN weights first, which costs time but changes
   no result: the run fails, and no checkpoint of the NaN weights is written (the trainer writes
-  the last-epoch checkpoint after this function returns).
+  the last-epoch checkpoint after this function returns). With autograd's anomaly detection on
+  (``torch.autograd.set_detect_anomaly``, off by default) the NaN step's backward raises first,
+  with autograd's message.
 
 The trainer (``SafeCheckpointMixin._train_epoch``) uses it in place of RecBole's loop wherever that
 loop is the one it would run: RecBole's own trainers with a loop of their own (RecVAE's, NCL's
@@ -31,6 +34,8 @@ from recbole.utils import get_gpu_usage, set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
+from recbole_disentangle.transfer import copy_to_device
+
 
 def host_batch_fields(model) -> tuple[str, ...]:
     """``model.host_batch_fields()`` (``ModelHooks``), or none for models without the hook."""
@@ -40,9 +45,8 @@ def host_batch_fields(model) -> tuple[str, ...]:
 
 def to_device(interaction: Interaction, device, host_fields: tuple[str, ...]) -> Interaction:
     """``interaction`` with its fields on ``device``, except ``host_fields``, copied without waiting
-    for the device (from pageable memory CUDA stages the bytes before returning, so the batch may
-    be freed at once)."""
-    return Interaction({name: values if name in host_fields else values.to(device, non_blocking=True)
+    for the device (transfer.copy_to_device)."""
+    return Interaction({name: values if name in host_fields else copy_to_device(values, device)
                         for name, values in interaction.interaction.items()})
 
 

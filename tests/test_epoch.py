@@ -13,6 +13,7 @@ from model_contract import FAST
 from recbole_disentangle.config import Config
 from recbole_disentangle.quick_start import build
 from recbole_disentangle.trainer import get_trainer, last_checkpoint_path
+from recbole_disentangle.transfer import copy_to_device
 
 # 16 users per step: 60 steps, enough for a float32 running sum to drift from RecBole's float64 one.
 SMALL = {**FAST, "kfac": 4, "embedding_size": 16, "train_batch_size": 16}
@@ -112,3 +113,8 @@ def test_the_recorder_sees_the_waits_of_recboles_loop_and_of_device_ids(built, w
     with HostSyncRecorder() as recorder:  # ids on the device: user_rows reads the batch's size there
         model.user_rows(torch.arange(1, 20).to(model.history_indptr.device).clone())
     assert any(caller.endswith(":user_rows") for _, _, caller in recorder.events)
+
+
+def test_a_copy_to_the_device_is_the_tensor_on_a_cpu(workdir):
+    values = torch.arange(5)
+    assert copy_to_device(values, "cpu") is values  # nothing to pin or queue on a CPU

@@ -42,6 +42,7 @@ from recbole_disentangle.model.layers import (
 from recbole_disentangle.model.sampled_step import SampledSoftmax, check_sampled_settings, sampled_step_loss
 from recbole_disentangle.model.prototypes import PrototypeUpkeep
 from recbole_disentangle.model.scoring import DEFAULT_EVAL_MEMORY_BUDGET_MB, CachedItemSide, pair_mixture_scores
+from recbole_disentangle.transfer import copy_to_device
 
 SAMPLING_DISTRIBUTIONS = ("uniform", "popularity")
 
@@ -220,7 +221,7 @@ class MacridVAE(SampledSoftmax, PrototypeUpkeep, CachedItemSide, GeneralRecommen
             # of the matrix, so the step does not wait for the device to compute it.
             host_ids = users.numpy()
             total = int((self.history.indptr[host_ids + 1] - self.history.indptr[host_ids]).sum())
-        users = users.to(self.history_indptr.device, torch.long, non_blocking=True)
+        users = copy_to_device(users, self.history_indptr.device).long()
         starts = self.history_indptr[users]
         counts = self.history_indptr[users + 1] - starts
         if total is None:
