@@ -31,10 +31,12 @@ from recbole_disentangle.model.base import ModelHooks
 from recbole_disentangle.model.hyperparameters import Hyperparameter, boolean, int_list, integer, number, one_of
 from recbole_disentangle.model.layers import (
     EPS,
+    EXP_SPACE_MIN_TAU,
     SIMILARITIES,
     TEST_ASSIGNMENTS,
     ConceptEncoder,
     SparseRows,
+    cosine_mixture_scores,
     gaussian_kl_to_prior,
     log_concept_assignment,
     similarity_matrix,
@@ -280,6 +282,8 @@ class MacridVAE(SampledSoftmax, PrototypeUpkeep, CachedItemSide, GeneralRecommen
         h = self.item_embedding if table is None else table
         h = h if items is None else h[items]
         log_c = log_c if items is None else log_c[items]
+        if self.similarity == "cosine" and self.tau >= EXP_SPACE_MIN_TAU:  # c_i sum to 1 (log_concept_assignment)
+            return cosine_mixture_scores(z, h, log_c, self.tau)
         logits = similarity_matrix(z, h, self.similarity) / self.tau  # (B, K, items)
         return torch.logsumexp(logits + log_c.t().unsqueeze(0), dim=1)
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from recbole_disentangle.model.layers import (
+    EXP_SPACE_MIN_TAU,
+    cosine_mixture_scores,
     gaussian_kl_to_prior,
     importance_log_normaliser,
     log_concept_assignment,
@@ -134,3 +136,32 @@ def test_sampled_row_dots_equals_the_dense_product_at_the_entries():
     rows, cols = torch.tensor([4, 0, 0, 2, 4]), torch.tensor([6, 1, 0, 3, 6])  # unsorted, one repeated
     assert torch.allclose(sampled_row_dots(left, right, rows, cols), (left @ right.t())[rows, cols], atol=1e-6)
     assert sampled_row_dots(left, right, rows[:0], cols[:0]).shape == (0,)
+
+
+def log_space_mixture(z, h, log_c, tau):
+    """The decoder's scores as torch.logsumexp computes them (MacridVAE's inner-product path)."""
+    return torch.logsumexp(similarity_matrix(z, h, "cosine") / tau + log_c.t().unsqueeze(0), dim=1)
+
+
+@pytest.mark.parametrize("tau", [0.1, EXP_SPACE_MIN_TAU])
+def test_the_exp_space_mixture_is_the_log_space_one_with_its_gradients(tau):
+    torch.manual_seed(0)
+    z = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(11, 5, dtype=torch.float64, requires_grad=True)
+    h.data[0] = -z.data[0, 0]  # cos = -1 for one (u, k, i): the smallest term e^(-2/tau)
+    logits = torch.randn(11, 3, dtype=torch.float64)
+    logits[1, 2] = float("-inf")  # a concept switched off for an item (adaptive K): c_ik = 0
+    log_c = torch.log_softmax(logits, dim=-1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *x: cosine_mixture_scores(*x, tau), (z, h, log_c))
+    weights = torch.randn(4, 11, dtype=torch.float64)
+    grads = []
+    for scores in (cosine_mixture_scores, log_space_mixture):
+        value = scores(z, h, log_c, tau)
+        grads.append((value, *torch.autograd.grad((value * weights).sum(), (z, h, log_c))))
+    for ours, reference in zip(*grads):
+        assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+    # float32 at the smallest tau: every score finite, as close as float32 rounding allows
+    ours32 = cosine_mixture_scores(z.float(), h.float(), log_c.float(), tau)
+    assert torch.isfinite(ours32).all()
+    assert torch.allclose(ours32.double(), grads[1][0], rtol=1e-5, atol=1e-5)
+
