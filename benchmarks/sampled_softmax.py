@@ -8,7 +8,7 @@ popularity curve, every one of the ``--items`` columns in the catalog whether or
 where RecBole's Dataset would drop the items nobody has), then one MacridVAE per variant from the
 same initial weights, each with its trainer (the optimizer RecBole's Trainer builds, through this
 package's ``_build_optimizer``: torch.optim.Adam for full softmax, RowSparseAdam for sampled).
-Epochs run interleaved (full sampled full sampled ...), RecBole's ``Trainer._train_epoch`` over
+Epochs run interleaved (full sampled full sampled ...), the trainer's ``_train_epoch`` over
 the same user batches; each variant trains on across its reps, so from the second rep on its
 optimizer state exists before the epoch starts.
 

@@ -12,7 +12,7 @@ an atomic file, and every model of ``--models`` runs on it through the package's
 
 * data preparation: ``quick_start.build`` (RecBole's Dataset, split and loaders, the model), under
   ``--protocol`` (``recbole``: RecBole's per-user split; ``paper``: held-out users);
-* ``--epochs`` training epochs (RecBole's ``Trainer._train_epoch``);
+* ``--epochs`` training epochs (the trainer's ``_train_epoch``: RecBole's loop, without its per-step host syncs, epoch.py);
 * one full-ranking evaluation pass over the validation split (``Trainer.evaluate``);
 * an epoch's FLOPs, counted before the timed epochs (benchmarks/flops.py: dense matrix products),
   and the TFLOP/s the epochs achieve, as a % of the device's FP32 peak where known (``--peak_tflops``).
