@@ -21,6 +21,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from recbole_disentangle.epoch import host_batch_fields
+
 # aten operations that read a device value on the host, or size their output by one.
 WAITING_OPS = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten._unique2.default",
                "aten.unique_dim.default", "aten.unique_consecutive.default", "aten.masked_select.default"}
@@ -99,7 +101,7 @@ class HostSyncRecorder:
 def epoch_syncs(trainer, train_data, **kwargs):
     """The host syncs of one training epoch of ``trainer`` (``_train_epoch``) as (phase, operation,
     caller), phase being "step N" or "after the last step"."""
-    host_fields = getattr(trainer.model, "host_batch_fields", tuple)()
+    host_fields = host_batch_fields(trainer.model)
     recorder = HostSyncRecorder()
 
     def batches():  # the loader's own work (shuffling, collating) is host work: not recorded
